@@ -1,0 +1,7 @@
+"""``python -m ingressd``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

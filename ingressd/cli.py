@@ -1,0 +1,104 @@
+"""The ``ingressd`` command: argument parsing, logging set-up, and dispatch.
+
+Owns: SPEC §1's command line.  Validation of values happens here so that a
+bad flag is a usage error (exit 2) before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import ConfigError
+from .report import render_text
+from .routes import compile_routes
+
+logger = logging.getLogger("ingressd")
+
+
+def _address(value: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) or ``off``."""
+    if value == "off":
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or off, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _cidrs(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingressd",
+        description="Serve Kubernetes Ingress objects from YAML: an HTTP/1.1 reverse proxy.",
+    )
+    parser.add_argument("--version", action="version", version=f"ingressd {__version__}")
+    parser.add_argument("--config", action="append", required=True, metavar="FILE",
+                        help="YAML file or directory of *.yaml (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate, print the compiled route table and exit")
+    parser.add_argument("--http", type=_address, default=("0.0.0.0", 8080), metavar="HOST:PORT")
+    parser.add_argument("--https", type=_address, default=("0.0.0.0", 8443), metavar="HOST:PORT")
+    parser.add_argument("--admin", type=_address, default=("127.0.0.1", 10254), metavar="HOST:PORT")
+    parser.add_argument("--workers", default="1", metavar="N|auto")
+    parser.add_argument("--ingress-class", metavar="NAME")
+    parser.add_argument("--default-cert", metavar="PEM")
+    parser.add_argument("--default-key", metavar="PEM")
+    parser.add_argument("--certs-dir", metavar="DIR")
+    parser.add_argument("--trusted-proxies", type=_cidrs, default=(), metavar="CIDR,...")
+    parser.add_argument("--drain-timeout", type=_positive, default=30.0, metavar="SECONDS")
+    parser.add_argument("--max-connections", type=int, default=10000, metavar="N")
+    parser.add_argument("--https-redirect-port", type=int, metavar="N")
+    parser.add_argument("--access-log", default="-", metavar="PATH|-|off")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default="info")
+    return parser  # fmt: skip
+
+
+def check(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    try:
+        config = load_config(args.config, certs_dir=args.certs_dir)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} error(s); configuration rejected", file=sys.stderr)
+        return 1
+    table = compile_routes(config, ingress_class=args.ingress_class)
+    print(render_text(table))
+    warnings = (*config.warnings, *table.warnings)
+    print(f"Warnings: {len(warnings)}")
+    for warning in warnings:
+        print(f"  {warning}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.check:
+        return check(args)
+    from .server import run
+
+    return run(args)

@@ -1,0 +1,64 @@
+"""Describe a compiled `RouteTable` for people (``--check``) and programs (``/routes``).
+
+Owns: the rows of the table and their text rendering.  Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .routes import Route, RouteTable
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    host: str
+    path: str
+    path_type: str
+    route: Route
+
+    @property
+    def backend(self) -> str:
+        backend = self.route.backend
+        return f"{backend.service}:{backend.port}"
+
+    @property
+    def endpoints(self) -> str:
+        backend = self.route.backend
+        if not backend.endpoints:
+            return f"(none: {backend.problem}) → 503"
+        return ", ".join(str(e) for e in backend.endpoints)
+
+
+def rows(table: RouteTable) -> Iterator[Row]:
+    for vhost in table.virtual_hosts():
+        host = vhost.name or "*"
+        ordered = sorted(vhost.routes(), key=lambda r: (r.path or "", r.path_type is None))
+        for route in ordered:
+            assert route.path is not None and route.path_type is not None
+            yield Row(host, route.path, route.path_type.value, route)
+        if vhost.default is not None:
+            yield Row(host, "(default)", "defaultBackend", vhost.default)
+    if table.catch_all is not None:
+        yield Row("(any)", "(catch-all)", "defaultBackend", table.catch_all)
+
+
+def render_text(table: RouteTable) -> str:
+    lines = [f"Ingresses served: {len(table.ingresses)}"]
+    lines += [f"  {ref}" for ref in table.ingresses]
+    table_rows = list(rows(table))
+    lines.append(f"Routes: {len(table_rows)}")
+    for row in table_rows:
+        flags = " (→ https)" if row.route.https_redirect else ""
+        lines.append(
+            f"  {row.host}  {row.path}  {row.path_type}  → {row.backend} → {row.endpoints}"
+            f"  [ingress {row.route.ingress}]{flags}"
+        )
+    if table.catch_all is None:
+        lines.append("  (no catch-all: unmatched requests get 404)")
+    lines.append(f"TLS hosts: {len(table.tls_hosts)}")
+    lines += [
+        f"  {tls.host}  → secret {tls.secret}  [ingress {tls.ingress}]" for tls in table.tls_hosts
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,472 @@
+"""Compile a `Config` into an immutable `RouteTable`: (host, path) → `Route`.
+
+Owns: Kubernetes Ingress v1 routing semantics (SPEC §3): host precedence
+(exact → one-label wildcard → no-host), Exact map + Prefix segment trie with
+longest match, default backends, class filtering, tie-breaks between objects,
+and backend resolution (Service port → endpoint port, ready endpoints).
+Pure: no I/O, no asyncio.  A lookup costs O(path segments), whatever the
+number of rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from .annotations import IngressPolicy, policy_of
+from .model import (
+    Config,
+    EndpointGroup,
+    Ingress,
+    IngressPath,
+    ObjectRef,
+    PathType,
+    Service,
+    ServiceBackend,
+    ServicePort,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A Service port of one namespace, resolved to the endpoints that may serve it."""
+
+    service: ObjectRef
+    port: str
+    endpoints: tuple[Endpoint, ...]
+    problem: str | None = None  # why there are no endpoints, for --check and 503 logs
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What serves a request: the Ingress it came from, the backend and its policy."""
+
+    ingress: ObjectRef
+    host: str | None
+    path: str | None  # None: a defaultBackend
+    path_type: PathType | None
+    backend: Backend
+    policy: IngressPolicy
+    https_redirect: bool = False
+
+
+class _Node:
+    """A Prefix-trie node: one path segment."""
+
+    __slots__ = ("children", "route")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.route: Route | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    name: str | None  # "foo.com", "*.foo.com" or None for rules without a host
+    exact: dict[str, Route]
+    prefixes: _Node
+    default: Route | None
+
+    def match(self, path: str) -> Route | None:
+        """Longest match; Exact beats Prefix (an Exact hit is never shorter)."""
+        route = self.exact.get(path)
+        if route is not None:
+            return route
+        node = self.prefixes
+        best = node.route
+        for segment in path.split("/")[1:]:
+            found = node.children.get(segment)
+            if found is None:
+                break
+            node = found
+            if node.route is not None:
+                best = node.route
+        return best if best is not None else self.default
+
+    def routes(self) -> Iterator[Route]:
+        yield from self.exact.values()
+        stack = [self.prefixes]
+        while stack:
+            node = stack.pop()
+            if node.route is not None:
+                yield node.route
+            stack.extend(node.children[k] for k in sorted(node.children, reverse=True))
+
+
+@dataclass(frozen=True, slots=True)
+class TLSHost:
+    host: str
+    secret: ObjectRef
+    ingress: ObjectRef
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    hosts: dict[str, VirtualHost] = field(default_factory=dict)
+    wildcards: dict[str, VirtualHost] = field(default_factory=dict)  # "foo.com" for *.foo.com
+    no_host: VirtualHost | None = None
+    catch_all: Route | None = None
+    tls_hosts: tuple[TLSHost, ...] = ()
+    ingresses: tuple[ObjectRef, ...] = ()  # the Ingresses served (after class filtering)
+    warnings: tuple[str, ...] = ()
+
+    def match(self, host: str, path: str) -> Route | None:
+        """Route for a lower-cased host without port and a normalised path; None → 404."""
+        vhost = self.hosts.get(host)
+        if vhost is None:
+            dot = host.find(".")
+            if dot > 0:
+                vhost = self.wildcards.get(host[dot + 1 :])
+            if vhost is None:
+                vhost = self.no_host
+        if vhost is None:
+            return self.catch_all
+        route = vhost.match(path)
+        return route if route is not None else self.catch_all
+
+    def virtual_hosts(self) -> Iterator[VirtualHost]:
+        yield from (self.hosts[k] for k in sorted(self.hosts))
+        yield from (self.wildcards[k] for k in sorted(self.wildcards))
+        if self.no_host is not None:
+            yield self.no_host
+
+    def backends(self) -> Iterator[Backend]:
+        """Each distinct backend once."""
+        seen: set[str] = set()
+        routes = [r for v in self.virtual_hosts() for r in (*v.routes(), v.default) if r]
+        if self.catch_all is not None:
+            routes.append(self.catch_all)
+        for route in routes:
+            if route.backend.key not in seen:
+                seen.add(route.backend.key)
+                yield route.backend
+
+
+_DOT_SEGMENTS: Final = re.compile(r"%[0-9A-Fa-f]{2}|/\.|//")
+_UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def normalize_path(path: str) -> str:
+    """The path as routing sees it (query removed, like nginx's ``$uri``).
+
+    Percent-encoded unreserved characters are decoded, dot segments removed and
+    repeated slashes merged, so ``/%61dmin`` or ``/x/../admin`` cannot reach a
+    different route than ``/admin``.  ``%2F`` stays encoded: it is not a
+    separator.  Paths without ``%``, ``/.`` or ``//`` are returned as they are.
+    """
+    query = path.find("?")
+    if query >= 0:
+        path = path[:query]
+    if _DOT_SEGMENTS.search(path) is None:
+        return path
+    return _remove_dot_segments(_decode_unreserved(path))
+
+
+def _decode_unreserved(path: str) -> str:
+    def decode(match: re.Match[str]) -> str:
+        byte = int(match.group(0)[1:], 16)
+        return chr(byte) if byte in _UNRESERVED else match.group(0).upper()
+
+    return re.sub(r"%[0-9A-Fa-f]{2}", decode, path)
+
+
+def _remove_dot_segments(path: str) -> str:
+    output: list[str] = []
+    segments = path.split("/")
+    for index, segment in enumerate(segments[1:], start=1):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if output:
+                output.pop()
+            if last:
+                output.append("")
+        elif segment == ".":
+            if last:
+                output.append("")
+        elif segment or last:
+            output.append(segment)
+    return "/" + "/".join(output)
+
+
+# --- compilation -------------------------------------------------------------
+
+
+def _age_key(ingress: Ingress) -> tuple[bool, datetime | str, ObjectRef]:
+    """SPEC §3 tie-break: older creationTimestamp first (none = newest), then namespace/name."""
+    created = ingress.created
+    return (created is None, created.isoformat() if created else "", ingress.ref)
+
+
+def select_ingresses(config: Config, ingress_class: str | None) -> list[Ingress]:
+    """The Ingresses this instance serves, oldest first (the tie-break order)."""
+    if ingress_class is None:
+        chosen = list(config.ingresses)
+    else:
+        class_is_default = any(
+            c.name == ingress_class and c.is_default for c in config.ingress_classes
+        )
+        chosen = [
+            i
+            for i in config.ingresses
+            if i.class_name == ingress_class or (i.class_name is None and class_is_default)
+        ]
+    return sorted(chosen, key=_age_key)
+
+
+def compile_routes(config: Config, *, ingress_class: str | None = None) -> RouteTable:
+    """Build the whole table in one call; it is never modified afterwards."""
+    return _Compiler(config).compile(select_ingresses(config, ingress_class))
+
+
+class _VHostBuilder:
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+        self.exact: dict[str, Route] = {}
+        self.prefixes = _Node()
+        self.default: Route | None = None
+
+    def build(self) -> VirtualHost:
+        return VirtualHost(self.name, self.exact, self.prefixes, self.default)
+
+
+class _Compiler:
+    def __init__(self, config: Config) -> None:
+        self.services = {s.ref: s for s in config.services}
+        self.endpoints: dict[ObjectRef, list[EndpointGroup]] = {}
+        for group in config.endpoints:
+            self.endpoints.setdefault(group.service, []).append(group)
+        self.backends: dict[tuple[str, ServiceBackend], Backend] = {}
+        self.warnings: list[str] = []
+        self.vhosts: dict[str | None, _VHostBuilder] = {}
+        self.owners: dict[tuple[str | None, str, object], Ingress] = {}
+        self.tls: dict[str, TLSHost] = {}
+        self.tls_owner: dict[str, Ingress] = {}
+
+    def compile(self, ingresses: list[Ingress]) -> RouteTable:
+        tls_hosts = {h for i in ingresses for t in i.tls for h in t.hosts}
+        catch_all: Route | None = None
+        catch_all_owner: Ingress | None = None
+        for ingress in ingresses:
+            self._add_tls(ingress)
+            policy = policy_of(ingress.annotations)
+            for rule in ingress.rules:
+                redirect = _redirects(rule.host, tls_hosts, policy)
+                vhost = self._vhost(rule.host)
+                for item in rule.paths:
+                    self._add_path(vhost, ingress, item, policy, redirect)
+            if ingress.default_backend is None:
+                continue
+            if ingress.rules:
+                self._add_host_defaults(ingress, policy, tls_hosts)
+            elif catch_all is None or catch_all_owner is None:
+                catch_all_owner = ingress
+                catch_all = self._route(ingress, None, None, ingress.default_backend, policy, False)
+            else:
+                self._conflict(ingress, catch_all_owner, "the catch-all defaultBackend")
+        return self._table(catch_all, ingresses)
+
+    def _table(self, catch_all: Route | None, ingresses: list[Ingress]) -> RouteTable:
+        hosts, wildcards = {}, {}
+        for name, builder in self.vhosts.items():
+            if name is None:
+                continue
+            if name.startswith("*."):
+                wildcards[name[2:]] = builder.build()
+            else:
+                hosts[name] = builder.build()
+        no_host = self.vhosts.get(None)
+        return RouteTable(
+            hosts=hosts,
+            wildcards=wildcards,
+            no_host=no_host.build() if no_host else None,
+            catch_all=catch_all,
+            tls_hosts=tuple(self.tls[h] for h in sorted(self.tls)),
+            ingresses=tuple(i.ref for i in ingresses),
+            warnings=tuple(self.warnings),
+        )
+
+    def _vhost(self, host: str | None) -> _VHostBuilder:
+        vhost = self.vhosts.get(host)
+        if vhost is None:
+            vhost = self.vhosts[host] = _VHostBuilder(host)
+        return vhost
+
+    def _add_path(
+        self,
+        vhost: _VHostBuilder,
+        ingress: Ingress,
+        item: IngressPath,
+        policy: IngressPolicy,
+        redirect: bool,
+    ) -> None:
+        exact = item.path_type is PathType.EXACT
+        trimmed = item.path if exact else item.path.rstrip("/")
+        # Prefix and ImplementationSpecific share the trie, so they collide like duplicates.
+        key = (vhost.name, trimmed, exact)
+        owner = self.owners.get(key)
+        if owner is not None:
+            what = f"host {vhost.name or '*'} path {item.path} ({item.path_type.value})"
+            self._conflict(ingress, owner, what)
+            return
+        self.owners[key] = ingress
+        route = self._route(ingress, vhost.name, item, item.backend, policy, redirect)
+        if exact:
+            vhost.exact[item.path] = route
+            return
+        node = vhost.prefixes
+        for segment in trimmed.split("/")[1:]:
+            node = node.children.setdefault(segment, _Node())
+        node.route = route
+
+    def _add_host_defaults(
+        self, ingress: Ingress, policy: IngressPolicy, tls_hosts: set[str]
+    ) -> None:
+        assert ingress.default_backend is not None
+        for host in dict.fromkeys(rule.host for rule in ingress.rules):
+            vhost = self._vhost(host)
+            key = (host, "", "default")
+            owner = self.owners.get(key)
+            if owner is not None:
+                self._conflict(ingress, owner, f"the defaultBackend of host {host or '*'}")
+                continue
+            self.owners[key] = ingress
+            redirect = _redirects(host, tls_hosts, policy)
+            vhost.default = self._route(
+                ingress, host, None, ingress.default_backend, policy, redirect
+            )
+
+    def _add_tls(self, ingress: Ingress) -> None:
+        for tls in ingress.tls:
+            if tls.secret_name is None:
+                continue
+            secret = ObjectRef(ingress.ref.namespace, tls.secret_name)
+            for host in tls.hosts:
+                existing = self.tls.get(host)
+                if existing is None:
+                    self.tls[host] = TLSHost(host, secret, ingress.ref)
+                    self.tls_owner[host] = ingress
+                elif existing.secret != secret:
+                    self._conflict(ingress, self.tls_owner[host], f"the TLS secret of host {host}")
+
+    def _conflict(self, loser: Ingress, winner: Ingress, what: str) -> None:
+        self.warnings.append(
+            f"{loser.origin}: Ingress {loser.ref}: {what} is also claimed by Ingress "
+            f"{winner.ref} ({winner.origin}), which is older or sorts first; "
+            f"Ingress {winner.ref} wins"
+        )
+
+    def _route(
+        self,
+        ingress: Ingress,
+        host: str | None,
+        item: IngressPath | None,
+        backend: ServiceBackend,
+        policy: IngressPolicy,
+        redirect: bool,
+    ) -> Route:
+        return Route(
+            ingress=ingress.ref,
+            host=host,
+            path=item.path if item else None,
+            path_type=item.path_type if item else None,
+            backend=self._backend(ingress, backend),
+            policy=policy,
+            https_redirect=redirect,
+        )
+
+    def _backend(self, ingress: Ingress, ref: ServiceBackend) -> Backend:
+        key = (ingress.ref.namespace, ref)
+        backend = self.backends.get(key)
+        if backend is None:
+            backend = self.backends[key] = self._resolve(ingress.ref.namespace, ref)
+            if backend.problem:
+                self.warnings.append(
+                    f"{ingress.origin}: Ingress {ingress.ref}: backend {ref}: "
+                    f"{backend.problem}; requests get 503"
+                )
+        return backend
+
+    def _resolve(self, namespace: str, ref: ServiceBackend) -> Backend:
+        service_ref = ObjectRef(namespace, ref.service)
+        service = self.services.get(service_ref)
+        if service is None:
+            return Backend(service_ref, ref.port, (), f"service {service_ref} not found")
+        port = _service_port(service, ref)
+        if service.external_name is not None:
+            number = _external_port(port, ref)
+            if number is None:
+                return Backend(service_ref, ref.port, (), f"no port {ref.port} on the service")
+            return Backend(service_ref, ref.port, (Endpoint(service.external_name, number),))
+        if port is None:
+            return Backend(service_ref, ref.port, (), f"service has no port {ref.port}")
+        endpoints = _endpoints(self.endpoints.get(service_ref, []), port)
+        if not endpoints:
+            return Backend(service_ref, ref.port, (), "no ready endpoints")
+        return Backend(service_ref, ref.port, endpoints)
+
+
+def _redirects(host: str | None, tls_hosts: set[str], policy: IngressPolicy) -> bool:
+    if policy.force_ssl_redirect:
+        return True
+    return policy.ssl_redirect and host is not None and host in tls_hosts
+
+
+def _service_port(service: Service, ref: ServiceBackend) -> ServicePort | None:
+    for port in service.ports:
+        if ref.port_number is not None and port.port == ref.port_number:
+            return port
+        if ref.port_name is not None and port.name == ref.port_name:
+            return port
+    return None
+
+
+def _external_port(port: ServicePort | None, ref: ServiceBackend) -> int | None:
+    if port is None:
+        return ref.port_number
+    return port.target_port if isinstance(port.target_port, int) else port.port
+
+
+def _endpoints(groups: list[EndpointGroup], port: ServicePort) -> tuple[Endpoint, ...]:
+    """kube-proxy's choice: ready endpoints; if none is ready, the serving (terminating) ones."""
+    ready: dict[Endpoint, None] = {}
+    serving: dict[Endpoint, None] = {}
+    for group in groups:
+        number = _endpoint_port(group, port)
+        if number is None:
+            continue
+        for address in group.addresses:
+            endpoint = Endpoint(address.ip, number)
+            if address.ready:
+                ready[endpoint] = None
+            elif address.serving:
+                serving[endpoint] = None
+    return tuple(ready or serving)
+
+
+def _endpoint_port(group: EndpointGroup, port: ServicePort) -> int | None:
+    """The endpoint port named like the Service port; the only one if unnamed; else targetPort."""
+    if port.name is not None:
+        for candidate in group.ports:
+            if candidate.name == port.name:
+                return candidate.port
+    elif len(group.ports) == 1:
+        return group.ports[0].port
+    # Kubernetes defaults targetPort to the Service port.
+    target = port.port if port.target_port is None else port.target_port
+    return target if isinstance(target, int) else None

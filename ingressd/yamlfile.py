@@ -1,0 +1,157 @@
+"""Read YAML files into plain Python values that remember their line numbers.
+
+Owns: finding the files (a path or a directory of ``*.yaml``/``*.yml``), parsing
+them safely (no arbitrary tags), splitting ``kind: List``, and reporting YAML
+syntax errors as ``FILE:LINE: message``.  Knows nothing about Kubernetes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class LineMap(dict[Any, Any]):
+    """A YAML mapping; ``line`` is where it starts, ``key_lines`` where each key is."""
+
+    __slots__ = ("key_lines", "line")
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.key_lines: dict[Any, int] = {}
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list[Any]):
+    """A YAML sequence; ``item_lines[i]`` is where item ``i`` is."""
+
+    __slots__ = ("item_lines", "line")
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.item_lines: list[int] = []
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings and sequences carry line numbers."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
+    loader.flatten_mapping(node)
+    mapping = LineMap(node.start_mark.line + 1)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            # kubectl refuses duplicate keys; silently keeping the last one hides mistakes.
+            raise _DuplicateKey(
+                None, None, f"duplicate key {key!r} in mapping", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    sequence = LineList(node.start_mark.line + 1)
+    for child in node.value:
+        sequence.append(loader.construct_object(child, deep=True))
+        sequence.item_lines.append(child.start_mark.line + 1)
+    return sequence
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)  # type: ignore[arg-type]
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)  # type: ignore[arg-type]
+# Kubernetes timestamps stay strings: the API server parses them, not YAML.
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One top-level object: a mapping from a file, with where it came from."""
+
+    path: str
+    value: Any
+    line: int
+
+
+class YamlError(Exception):
+    """A file could not be read or parsed; ``problems`` are ``FILE:LINE: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    """Files named, plus the ``*.yaml``/``*.yml`` files of directories named, in order."""
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.endswith((".yaml", ".yml")))
+            files.extend(os.path.join(path, n) for n in names)
+        else:
+            files.append(path)
+    return files
+
+
+def read_documents(files: Sequence[str]) -> tuple[list[Document], str]:
+    """Parse every file; return the documents and a digest of all the bytes read.
+
+    Raises `YamlError` naming every unreadable or unparsable file (each file's
+    first syntax error, since YAML cannot resynchronise after one).
+    """
+    problems: list[str] = []
+    documents: list[Document] = []
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            problems.append(f"{path}:0: cannot read: {exc.strerror or exc}")
+            continue
+        digest.update(path.encode() + b"\0" + raw + b"\0")
+        try:
+            documents.extend(_documents_of(path, raw))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 0
+            problems.append(f"{path}:{line}: invalid YAML: {exc.problem or exc.context}")
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}:0: invalid YAML: {exc}")
+    if problems:
+        raise YamlError(problems)
+    return documents, digest.hexdigest()
+
+
+def _documents_of(path: str, raw: bytes) -> Iterator[Document]:
+    for value in yaml.load_all(raw.decode("utf-8"), Loader=_LineLoader):  # noqa: S506 - SafeLoader subclass
+        if value is None:
+            continue
+        line = value.line if isinstance(value, (LineMap, LineList)) else 1
+        if isinstance(value, LineMap) and value.get("kind") == "List":
+            items = value.get("items") or LineList(line)
+            for index, item in enumerate(items):
+                item_line = items.line_of(index) if isinstance(items, LineList) else line
+                yield Document(path, item, item_line)
+        else:
+            yield Document(path, value, line)
