@@ -117,9 +117,8 @@ def check(annotations: Iterable[tuple[str, str]]) -> list[AnnotationFinding]:
                 )
             )
         elif name in _NOT_YET:
-            findings.append(
-                AnnotationFinding(key, "not implemented in this version of ingressd; ignored", False)
-            )
+            message = "not implemented in this version of ingressd; ignored"
+            findings.append(AnnotationFinding(key, message, False))
         else:
             findings.append(AnnotationFinding(key, "unknown annotation; ignored", False))
     return findings

@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drain-timeout", type=_positive, default=30.0, metavar="SECONDS")
     parser.add_argument("--max-connections", type=int, default=10000, metavar="N")
     parser.add_argument("--https-redirect-port", type=int, metavar="N")
+    parser.add_argument("--client-header-timeout", type=_positive, default=60.0, metavar="SECONDS",
+                        help="time to receive a request head (default 60)")
+    parser.add_argument("--client-body-timeout", type=_positive, default=60.0, metavar="SECONDS",
+                        help="time between two reads of a request body (default 60)")
+    parser.add_argument("--keepalive-timeout", type=_positive, default=75.0, metavar="SECONDS",
+                        help="idle time of a client keep-alive connection (default 75)")
     parser.add_argument("--access-log", default="-", metavar="PATH|-|off")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),

@@ -125,7 +125,9 @@ class _Object:
                 self.error(items.line_of(index), f"{where}[{index}]: must be a mapping")
         return result
 
-    def string(self, parent: LineMap, key: str, where: str, *, required: bool = False) -> str | None:
+    def string(
+        self, parent: LineMap, key: str, where: str, *, required: bool = False
+    ) -> str | None:
         value = parent.get(key)
         if value is None:
             if required:
@@ -167,12 +169,12 @@ class _Builder:
             self.errors.append(f"{document.path}:{document.line}: not a Kubernetes object")
             return
         kind = value.get("kind")
-        reader = _READERS.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str):
+            self.errors.append(f"{document.path}:{document.line}: object has no kind")
+            return
+        reader = _READERS.get(kind)
         if reader is None:
-            if not isinstance(kind, str):
-                self.errors.append(f"{document.path}:{document.line}: object has no kind")
-            else:
-                logger.debug("%s:%d: skipping kind %s", document.path, document.line, kind)
+            logger.debug("%s:%d: skipping kind %s", document.path, document.line, kind)
             return
         api_versions, read = reader
         metadata = value.get("metadata")
@@ -189,7 +191,7 @@ class _Builder:
             )
             return
         if not isinstance(name, str) or not name:
-            obj.error(metadata.line, "metadata.name: Required value")
+            obj.error(value.line_of("metadata"), "metadata.name: Required value")
             return
         if not isinstance(namespace, str):
             obj.error(metadata.line_of("namespace"), "metadata.namespace: must be a string")
@@ -272,13 +274,18 @@ def _read_ingress(
         class_name = dict(annotations).get(_LEGACY_CLASS_ANNOTATION)
     default_backend = None
     if "defaultBackend" in spec:
-        default_backend = _backend(obj, obj.mapping(spec, "defaultBackend", ""), "spec.defaultBackend")
+        where = "spec.defaultBackend"
+        default_backend = _backend(obj, obj.mapping(spec, "defaultBackend", where), where)
     rules = tuple(
-        _rule(obj, rule, f"spec.rules[{i}]") for i, rule in obj.mappings(spec, "rules", "spec.rules")
+        _rule(obj, rule, f"spec.rules[{i}]")
+        for i, rule in obj.mappings(spec, "rules", "spec.rules")
     )
     if default_backend is None and not rules and "defaultBackend" not in spec:
-        obj.error(spec.line, "spec: either `defaultBackend` or `rules` must be specified")
-    tls = tuple(_tls(obj, item, f"spec.tls[{i}]") for i, item in obj.mappings(spec, "tls", "spec.tls"))
+        message = "spec: either `defaultBackend` or `rules` must be specified"
+        obj.error(value.line_of("spec"), message)
+    tls = tuple(
+        _tls(obj, item, f"spec.tls[{i}]") for i, item in obj.mappings(spec, "tls", "spec.tls")
+    )
     builder.ingresses.append(
         Ingress(
             ref=ref,
@@ -360,7 +367,7 @@ def _path(obj: _Object, item: LineMap, where: str) -> IngressPath:
     problem = path_problem(path, path_type)
     if problem:
         obj.error(item.line_of("path"), f"{where}.path: Invalid value: {path!r}: {problem}")
-    backend = _backend(obj, obj.mapping(item, "backend", ""), f"{where}.backend")
+    backend = _backend(obj, obj.mapping(item, "backend", f"{where}.backend"), f"{where}.backend")
     return IngressPath(
         path=path or "/",
         path_type=path_type or PathType.PREFIX,
@@ -416,7 +423,9 @@ def _backend(obj: _Object, backend: LineMap, where: str) -> ServiceBackend | Non
     port = obj.mapping(service, "port", f"{where}.service.port")
     number = obj.port(port, "number", f"{where}.service.port.number")
     port_name = obj.string(port, "name", f"{where}.service.port.name")
-    if (number is None) == (port_name is None) and "number" not in port:
+    given = [key for key in ("name", "number") if port.get(key) is not None]
+    if len(given) != 1:
+        # Invalid values were reported above; here only presence counts (API server rule).
         obj.error(port.line, f"{where}.service.port: exactly one of `name` or `number` is required")
     if name is None:
         return None
@@ -430,7 +439,8 @@ def _tls(obj: _Object, item: LineMap, where: str) -> IngressTLS:
         problem = host_problem(host) if isinstance(host, str) else "must be a string"
         if problem:
             obj.error(
-                hosts_list.line_of(index), f"{where}.hosts[{index}]: Invalid value: {host!r}: {problem}"
+                hosts_list.line_of(index),
+                f"{where}.hosts[{index}]: Invalid value: {host!r}: {problem}",
             )
         else:
             hosts.append(host)
@@ -468,7 +478,7 @@ def _read_service(
         where = f"spec.ports[{index}]"
         port = obj.port(item, "port", f"{where}.port", required=True)
         target = item.get("targetPort")
-        if target is not None and not isinstance(target, (int, str)) or isinstance(target, bool):
+        if (target is not None and not isinstance(target, (int, str))) or isinstance(target, bool):
             obj.error(item.line_of("targetPort"), f"{where}.targetPort: must be a number or a name")
             target = None
         if port is not None:
@@ -525,9 +535,11 @@ def _read_endpoint_slice(
     addresses = []
     for index, item in obj.mappings(value, "endpoints", "endpoints"):
         conditions = obj.mapping(item, "conditions", f"endpoints[{index}].conditions")
-        # Kubernetes: a nil `ready` means ready; a nil `serving` means the same as ready.
+        # kube-proxy: nil `ready`/`serving` mean true, nil `terminating` false; when no
+        # endpoint is ready it falls back to those both serving *and* terminating.
         ready = conditions.get("ready") is not False
-        serving = conditions.get("serving", ready) is not False
+        terminating = conditions.get("terminating") is True
+        serving = ready or (conditions.get("serving") is not False and terminating)
         for ip in obj.sequence(item, "addresses", f"endpoints[{index}].addresses"):
             if isinstance(ip, str):
                 addresses.append(EndpointAddress(ip, ready=ready, serving=serving))
@@ -544,23 +556,30 @@ def _read_secret(
     if value.get("type") != "kubernetes.io/tls":
         return
     pem: dict[str, bytes] = {}
+    given: set[str] = set()
     data = obj.mapping(value, "data", "data")
     for key in ("tls.crt", "tls.key"):
         raw = obj.string(data, key, f"data[{key}]")
         if raw is not None:
+            given.add(key)
             try:
-                pem[key] = base64.b64decode(raw, validate=True)
+                # Like Go's base64 decoder (the API server's), ignore line breaks: a
+                # value wrapped at 76 columns, as `base64` prints it, is valid.
+                pem[key] = base64.b64decode(raw.replace("\r", "").replace("\n", ""), validate=True)
             except (binascii.Error, ValueError):
                 obj.error(data.line_of(key), f"data[{key}]: invalid base64")
     string_data = obj.mapping(value, "stringData", "stringData")
     for key in ("tls.crt", "tls.key"):
         raw = obj.string(string_data, key, f"stringData[{key}]")
         if raw is not None:
+            given.add(key)
             pem[key] = raw.encode()
-    missing = [key for key in ("tls.crt", "tls.key") if key not in pem]
+    missing = [key for key in ("tls.crt", "tls.key") if key not in given]
     if missing:
         obj.error(value.line, f"data: a kubernetes.io/tls Secret needs {' and '.join(missing)}")
         return
+    if len(pem) < 2:
+        return  # a value was invalid, and reported
     builder.secrets.append(TLSSecret(ref, obj.origin(value.line), pem["tls.crt"], pem["tls.key"]))
 
 

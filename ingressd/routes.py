@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC
 from typing import Final
 
 from .annotations import IngressPolicy, policy_of
@@ -36,7 +36,9 @@ class Endpoint:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        if ":" in self.address:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,9 @@ class RouteTable:
 
 
 _DOT_SEGMENTS: Final = re.compile(r"%[0-9A-Fa-f]{2}|/\.|//")
-_UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
 
 
 def normalize_path(path: str) -> str:
@@ -207,10 +211,17 @@ def _remove_dot_segments(path: str) -> str:
 # --- compilation -------------------------------------------------------------
 
 
-def _age_key(ingress: Ingress) -> tuple[bool, datetime | str, ObjectRef]:
-    """SPEC §3 tie-break: older creationTimestamp first (none = newest), then namespace/name."""
+def _age_key(ingress: Ingress) -> tuple[bool, float, ObjectRef]:
+    """SPEC §3 tie-break: older creationTimestamp first (none = newest), then namespace/name.
+
+    Compared as instants, not as text: ``01:00+02:00`` is older than ``00:00Z``.
+    """
     created = ingress.created
-    return (created is None, created.isoformat() if created else "", ingress.ref)
+    if created is None:
+        return (True, 0.0, ingress.ref)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)  # no offset: UTC, as the API server writes it
+    return (False, created.timestamp(), ingress.ref)
 
 
 def select_ingresses(config: Config, ingress_class: str | None) -> list[Ingress]:

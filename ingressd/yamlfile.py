@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ class LineList(list[Any]):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
-class _DuplicateKey(yaml.MarkedYAMLError):
+class _BadKey(yaml.MarkedYAMLError):
     pass
 
 
@@ -53,15 +53,26 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
+    own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
     loader.flatten_mapping(node)
+    merged = len(node.value) - own  # flatten_mapping puts the merged (`<<`) pairs first
     mapping = LineMap(node.start_mark.line + 1)
-    for key_node, value_node in node.value:
+    own_keys: set[Any] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
-        if key in mapping:
+        if not isinstance(key, Hashable):
+            raise _BadKey(None, None, "a mapping key must be a scalar", key_node.start_mark)
+        if index < merged:
+            if key in mapping:
+                continue  # YAML merge: the first mapping merged wins
+        elif key in own_keys:
             # kubectl refuses duplicate keys; silently keeping the last one hides mistakes.
-            raise _DuplicateKey(
+            # Keys merged in with `<<` may be overridden: that is what merging is for.
+            raise _BadKey(
                 None, None, f"duplicate key {key!r} in mapping", key_node.start_mark
             )
+        else:
+            own_keys.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
@@ -75,8 +86,8 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
     return sequence
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)  # type: ignore[arg-type]
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)  # type: ignore[arg-type]
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 # Kubernetes timestamps stay strings: the API server parses them, not YAML.
 _LineLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -144,7 +155,7 @@ def read_documents(files: Sequence[str]) -> tuple[list[Document], str]:
 
 
 def _documents_of(path: str, raw: bytes) -> Iterator[Document]:
-    for value in yaml.load_all(raw.decode("utf-8"), Loader=_LineLoader):  # noqa: S506 - SafeLoader subclass
+    for value in yaml.load_all(raw.decode("utf-8"), Loader=_LineLoader):  # a SafeLoader subclass
         if value is None:
             continue
         line = value.line if isinstance(value, (LineMap, LineList)) else 1

@@ -1,0 +1,314 @@
+"""One client connection: parse requests, run their exchanges one at a time, keep alive.
+
+Owns: feeding the request codec, pipelining (later requests wait, in order,
+with reading paused), keep-alive, the client timeouts (header, body, idle),
+back-pressure flags, the switch to a tunnel, and bad-request answers.  What
+happens to a request once its head is known belongs to `proxy.Exchange`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from . import http1
+from .codec import Body, EndOfMessage, Framing, RequestHead, RequestParser
+from .errors import ProtocolError
+from .proxy import Exchange
+from .timers import Deadline
+
+if TYPE_CHECKING:
+    from .server import ProxyServer
+
+logger = logging.getLogger(__name__)
+
+Event = RequestHead | Body | EndOfMessage
+
+# Reasons to stop reading from the client; reading resumes when none is left.
+_PAUSE_BACKLOG = 1  # a pipelined request waits for the current one
+_PAUSE_UPSTREAM = 2  # the backend (or the connect buffer) is full
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"  # between requests: keep-alive timeout
+    HEAD = "head"  # part of a request head arrived: header timeout
+    BODY = "body"  # request body arriving: body timeout between reads
+    WAITING = "waiting"  # request read, response under way
+    TUNNEL = "tunnel"
+    CLOSED = "closed"
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "_backlog",
+        "_dispatching",
+        "_paused",
+        "_skip_end",
+        "client_ip",
+        "closing",
+        "deadline",
+        "exchange",
+        "listener",
+        "loop",
+        "parser",
+        "phase",
+        "server",
+        "transport",
+        "trusted",
+        "write_paused",
+    )
+
+    def __init__(self, server: ProxyServer, listener: http1.Listener) -> None:
+        self.server = server
+        self.listener = listener
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = ""
+        self.trusted: tuple[http1.Network, ...] | None = None
+        settings = server.settings
+        self.parser = RequestParser(
+            max_line=settings.max_request_line, max_headers_size=settings.max_header_bytes
+        )
+        self.phase = Phase.IDLE
+        self.exchange: Exchange | None = None
+        self.deadline = Deadline(self.loop, self._timed_out)
+        self.closing = False
+        self.write_paused = False
+        self._paused = 0
+        self._backlog: deque[Event] = deque()
+        self._skip_end = False
+        self._dispatching = False
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection {self.client_ip} {self.phase.value}>"
+
+    # --- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        networks = self.server.settings.trusted_proxies
+        self.trusted = networks if http1.is_trusted(self.client_ip, networks) else None
+        if not self.server.connection_opened(self):
+            transport.abort()
+            return
+        self.deadline.start(self.server.settings.keepalive_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase is Phase.TUNNEL:
+            assert self.exchange is not None
+            self.exchange.tunnel_from_client(data)
+            return
+        if self.closing and self.exchange is None:
+            return
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError as exc:
+            self._bad_request(exc)
+            return
+        if self.phase is Phase.IDLE:
+            self.phase = Phase.HEAD
+            self.deadline.start(self.server.settings.client_header_timeout)
+        elif self.phase is Phase.BODY:
+            self.deadline.start(self.server.settings.client_body_timeout)
+        self._dispatch(events)
+
+    def eof_received(self) -> bool:
+        if self.phase is Phase.TUNNEL and self.exchange is not None:
+            self.exchange.tunnel_client_eof()
+            return True
+        if self.phase is Phase.WAITING and not self._backlog:
+            # A half-close after a complete request: answer it, then close.
+            self.closing = True
+            return True
+        if self.phase in (Phase.HEAD, Phase.BODY):
+            logger.info("client %s closed in the middle of a request", self.client_ip)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.phase = Phase.CLOSED
+        self.deadline.close()
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.client_lost()
+        self.server.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.exchange is not None:
+            self.exchange.client_paused()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.exchange is not None:
+            self.exchange.client_resumed()
+
+    # --- requests --------------------------------------------------------------
+
+    def _dispatch(self, events: list[Event]) -> None:
+        backlog = self._backlog
+        if backlog:
+            backlog.extend(events)
+            return
+        self._dispatching = True
+        try:
+            for index, event in enumerate(events):
+                if self._skip_end and type(event) is EndOfMessage:
+                    self._skip_end = False
+                    continue
+                if self.phase in (Phase.WAITING, Phase.TUNNEL, Phase.CLOSED) or self.closing:
+                    if self.phase is Phase.WAITING and not self.closing:
+                        backlog.extend(events[index:])
+                        self._pause(_PAUSE_BACKLOG)
+                    return
+                self._handle(event)
+        finally:
+            self._dispatching = False
+
+    def _handle(self, event: Event) -> None:
+        kind = type(event)
+        if kind is RequestHead:
+            assert isinstance(event, RequestHead)
+            self._begin(event)
+            return
+        exchange = self.exchange
+        if kind is Body:
+            assert isinstance(event, Body)
+            if exchange is not None:
+                exchange.request_body(event.data)
+        else:
+            self.phase = Phase.WAITING
+            self.deadline.stop()
+            if exchange is not None:
+                exchange.request_end()
+
+    def _begin(self, head: RequestHead) -> None:
+        if head.method == b"CONNECT":
+            self._bad_request(ProtocolError("CONNECT is not supported", status=405))
+            return
+        bodyless = head.framing is Framing.NONE
+        self._skip_end = bodyless
+        if bodyless:
+            self.phase = Phase.WAITING
+            self.deadline.stop()
+        else:
+            self.phase = Phase.BODY
+            self.deadline.start(self.server.settings.client_body_timeout)
+        self.exchange = exchange = Exchange(self, head, self.server.runtime)
+        self.server.stats.requests += 1
+        exchange.start()
+
+    def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
+        """The response is written; go on with the next request or close."""
+        if self.exchange is not exchange:
+            return
+        self.exchange = None
+        if self.phase is Phase.CLOSED:
+            return
+        if not keep_alive or self.closing or self.phase is Phase.TUNNEL:
+            self.close()
+            return
+        self.phase = Phase.IDLE
+        self.deadline.start(self.server.settings.keepalive_timeout)
+        if self._dispatching:
+            return  # the dispatch loop in progress goes on with the next event
+        self._replay_backlog()
+
+    def _replay_backlog(self) -> None:
+        backlog = self._backlog
+        if not backlog:
+            return
+        events = list(backlog)
+        backlog.clear()
+        self._resume(_PAUSE_BACKLOG)
+        self._dispatch(events)
+
+    def _bad_request(self, exc: ProtocolError) -> None:
+        """Answer a request ingressd will not forward, then close: its framing is in doubt."""
+        logger.info("client %s: %s (%d)", self.client_ip, exc, exc.status)
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            started = exchange.response_started
+            exchange.abort()
+            if started:
+                self.close()
+                return
+        self.write(http1.simple_response(exc.status, keep_alive=False))
+        self.close()
+
+    # --- used by the exchange ---------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def https_by_proxy(self, headers: http1.Headers) -> bool:
+        """A trusted proxy in front terminated TLS (no http→https redirect then)."""
+        if self.trusted is None:
+            return False
+        return any(n == b"x-forwarded-proto" and v.lower() == b"https" for n, v in headers)
+
+    def pause_for_upstream(self) -> None:
+        self._pause(_PAUSE_UPSTREAM)
+        self.deadline.stop()
+
+    def resume_for_upstream(self) -> None:
+        if self._paused & _PAUSE_UPSTREAM:
+            self._resume(_PAUSE_UPSTREAM)
+            if self.phase is Phase.BODY:
+                self.deadline.start(self.server.settings.client_body_timeout)
+
+    def start_tunnel(self) -> None:
+        self.phase = Phase.TUNNEL
+        self.deadline.stop()
+        leftover = self.parser.take_upgrade_leftover()
+        self._backlog.clear()
+        self._resume(_PAUSE_BACKLOG | _PAUSE_UPSTREAM)
+        if leftover and self.exchange is not None:
+            self.exchange.tunnel_from_client(leftover)
+
+    def close(self) -> None:
+        """Close after what was written is flushed."""
+        self.closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the current response."""
+        self.closing = True
+        if self.exchange is None and self.phase in (Phase.IDLE, Phase.HEAD):
+            self.close()
+
+    # --- internals ------------------------------------------------------------
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def _timed_out(self) -> None:
+        phase = self.phase
+        if phase is Phase.IDLE:
+            self.close()
+        elif phase in (Phase.HEAD, Phase.BODY):
+            logger.info("client %s: timed out reading the request %s", self.client_ip, phase.value)
+            exchange, self.exchange = self.exchange, None
+            if exchange is not None:
+                exchange.abort()
+                if exchange.response_started:
+                    self.close()
+                    return
+            self.write(http1.simple_response(408, keep_alive=False))
+            self.close()

@@ -1,0 +1,246 @@
+"""Pure HTTP/1.1 proxy rules: which headers go where, and ingressd's own answers.
+
+Owns: hop-by-hop removal (RFC 9110 §7.6.1), ``X-Forwarded-*`` / ``X-Real-IP`` /
+``X-Request-ID`` (SPEC §4), the request target → (host, path) split with its
+checks (RFC 9112 §3.2), and the bytes of ingressd's error and redirect
+responses.  No I/O, no asyncio: everything here is tested without sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Final
+
+from .errors import ProtocolError
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Replaced with ingressd's own values (SPEC §4); Expect is answered by ingressd itself.
+_REPLACED: Final = frozenset(
+    {
+        b"x-real-ip",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-request-id",
+        b"expect",
+        b"host",
+        b"content-length",
+    }
+)
+_REQUEST_ID_CHARS: Final = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def connection_tokens(headers: Headers) -> frozenset[bytes]:
+    """Lower-cased tokens of every ``Connection`` header."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(tokens)
+
+
+def end_to_end(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Headers without the hop-by-hop ones, including those named in ``Connection``."""
+    named = connection_tokens(headers)
+    if named:
+        drop = HOP_BY_HOP | named
+        return [(n, v) for n, v in headers if n not in drop]
+    return [(n, v) for n, v in headers if n not in HOP_BY_HOP]
+
+
+def new_request_id() -> bytes:
+    return os.urandom(16).hex().encode()
+
+
+def request_id_of(headers: Headers) -> bytes:
+    """The client's ``X-Request-ID`` when it is a sane token, else a new one."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if 0 < len(value) <= 200 and _REQUEST_ID_CHARS.issuperset(value):
+                return value
+            break
+    return new_request_id()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a request goes: routing host (lower-case, no port), path for routing, wire target."""
+
+    host: str
+    path: str
+    forward_target: bytes  # origin-form sent upstream
+    host_header: bytes  # the Host header sent upstream
+
+
+def split_target(method: bytes, target: bytes, headers: Headers) -> Target:
+    """RFC 9112 §3.2: origin-form, absolute-form (its authority beats Host) or ``*``."""
+    host_header = b""
+    for name, value in headers:
+        if name == b"host":
+            host_header = value
+            break
+    if target[:1] == b"/":
+        return Target(_host_name(host_header), target.decode("latin-1"), target, host_header)
+    if target == b"*" and method == b"OPTIONS":
+        return Target(_host_name(host_header), "*", target, host_header)
+    lowered = target[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        rest = target[target.index(b"//") + 2 :]
+        slash = _first_of(rest, b"/?")
+        authority, path = rest[:slash], rest[slash:] or b"/"
+        if path[:1] == b"?":
+            path = b"/" + path
+        if b"@" in authority:
+            raise ProtocolError("userinfo in the request target is not allowed")
+        if not authority:
+            raise ProtocolError("absolute-form request target without a host")
+        return Target(_host_name(authority), path.decode("latin-1"), path, authority)
+    raise ProtocolError("invalid request target")
+
+
+def _first_of(data: bytes, chars: bytes) -> int:
+    positions = [p for p in (data.find(bytes([c])) for c in chars) if p >= 0]
+    return min(positions) if positions else len(data)
+
+
+def _host_name(authority: bytes) -> str:
+    """``Example.COM:8080`` → ``example.com``; ``[::1]:80`` → ``[::1]``; checks the characters."""
+    host = authority
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        if end < 0:
+            raise ProtocolError("invalid Host")
+        name, rest = host[: end + 1], host[end + 1 :]
+    else:
+        name, _, port = host.partition(b":")
+        rest = b":" + port if port or b":" in host else b""
+    if rest and not (rest[:1] == b":" and rest[1:].isdigit() or rest == b":"):
+        raise ProtocolError("invalid Host port")
+    text = name.decode("latin-1").lower()
+    if not text.isascii() or any(c in text for c in " \t/\\@?#%"):
+        raise ProtocolError("invalid Host")
+    return text.rstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """What the client connected to: scheme and the port it sees."""
+
+    scheme: bytes  # b"http" or b"https"
+    port: int
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_trusted(address: str, networks: Sequence[Network]) -> bool:
+    if not networks or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def forwarded_headers(
+    headers: Headers,
+    client_ip: str,
+    listener: Listener,
+    host_header: bytes,
+    trusted_networks: Sequence[Network] | None,
+) -> list[tuple[bytes, bytes]]:
+    """``X-Real-IP`` and ``X-Forwarded-*`` for the upstream request (SPEC §4).
+
+    ``trusted_networks`` is None for an untrusted peer (its values are
+    replaced); for a trusted one, X-Forwarded-For is appended to and the
+    right-most untrusted address becomes X-Real-IP.
+    """
+    client = client_ip.encode()
+    port = str(listener.port).encode()
+    if trusted_networks is None:
+        return [
+            (b"x-real-ip", client),
+            (b"x-forwarded-for", client),
+            (b"x-forwarded-host", host_header),
+            (b"x-forwarded-port", port),
+            (b"x-forwarded-proto", listener.scheme),
+        ]
+    incoming = {n: v for n, v in headers if n.startswith(b"x-forwarded-")}
+    chain = [a.strip() for a in incoming.get(b"x-forwarded-for", b"").split(b",") if a.strip()]
+    chain.append(client)
+    real_ip = client
+    for address in reversed(chain):
+        real_ip = address
+        if not is_trusted(address.decode("latin-1"), trusted_networks):
+            break
+    return [
+        (b"x-real-ip", real_ip),
+        (b"x-forwarded-for", b", ".join(chain)),
+        (b"x-forwarded-host", incoming.get(b"x-forwarded-host", host_header)),
+        (b"x-forwarded-port", incoming.get(b"x-forwarded-port", port)),
+        (b"x-forwarded-proto", incoming.get(b"x-forwarded-proto", listener.scheme)),
+    ]
+
+
+def upstream_headers(
+    headers: Headers, forwarded: list[tuple[bytes, bytes]], request_id: bytes
+) -> list[tuple[bytes, bytes]]:
+    """End-to-end client headers minus the ones ingressd sets, plus ingressd's own."""
+    kept = [(n, v) for n, v in end_to_end(headers) if n not in _REPLACED]
+    kept.extend(forwarded)
+    kept.append((b"x-request-id", request_id))
+    return kept
+
+
+# --- ingressd's own answers --------------------------------------------------
+
+_SERVER: Final = b"ingressd"
+
+
+def simple_response(
+    status: int,
+    *,
+    keep_alive: bool,
+    request_id: bytes | None = None,
+    extra: Headers = (),
+    head_only: bool = False,
+) -> bytes:
+    """A complete small plain-text response (SPEC §4: each status has a short body)."""
+    phrase = HTTPStatus(status).phrase.encode()
+    body = b"%d %s\n" % (status, phrase)
+    lines = [
+        b"HTTP/1.1 %d %s" % (status, phrase),
+        b"Server: " + _SERVER,
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Length: %d" % len(body),
+        b"Connection: keep-alive" if keep_alive else b"Connection: close",
+    ]
+    if request_id is not None:
+        lines.append(b"X-Request-ID: " + request_id)
+    lines.extend(n + b": " + v for n, v in extra)
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+    return head if head_only else head + body
+
+
+def redirect_location(host: str, path: bytes, https_port: int) -> bytes:
+    """SPEC §5: ``https://HOST[:PORT]/path?query``, port left out when 443."""
+    authority = host if https_port == 443 else f"{host}:{https_port}"
+    return b"https://" + authority.encode() + path

@@ -1,0 +1,498 @@
+"""Forward one request: route → pick → pool → stream both bodies → release.
+
+Owns: the `Exchange` of one request with one backend (or ingressd's own
+answer), retries on connect failure, the response's framing towards the
+client, upstream back-pressure, backend timeouts and the switch to a byte
+tunnel after a 101.  The client side (parsing, keep-alive, pipelining,
+client timeouts) belongs to `downstream.ClientConnection`; they talk
+through the small methods below.  Every failure becomes an `IngressError`
+and is answered in `_fail`, the one place that maps errors to statuses.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from . import http1
+from .codec import (
+    LAST_CHUNK,
+    Body,
+    EndOfMessage,
+    Framing,
+    RequestHead,
+    ResponseHead,
+    ResponseParser,
+    encode_chunk,
+    serialize_request_head,
+    serialize_response_head,
+)
+from .errors import (
+    IngressError,
+    NoEndpoint,
+    ProtocolError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .pool import EndpointPool, UpstreamConnection
+from .routes import Endpoint, Route, normalize_path
+from .timers import Deadline
+
+if TYPE_CHECKING:
+    from .downstream import ClientConnection
+    from .runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+MAX_TRIES = 3
+_PENDING_LIMIT = 64 * 1024  # request bytes buffered while connecting
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Phase(enum.Enum):
+    CONNECTING = "connecting"
+    WAITING = "waiting"  # request (being) sent, no final response head yet
+    RESPONDING = "responding"  # response head sent to the client, body streaming
+    TUNNEL = "tunnel"
+    DONE = "done"
+
+
+class Exchange:
+    __slots__ = (
+        "body_received",
+        "body_sent",
+        "client",
+        "client_chunked",
+        "deadline",
+        "endpoint",
+        "head",
+        "head_bytes",
+        "keep_client",
+        "pending",
+        "pending_size",
+        "phase",
+        "request_complete",
+        "request_id",
+        "response_parser",
+        "route",
+        "runtime",
+        "tried",
+        "upstream",
+        "upstream_chunked",
+    )
+
+    def __init__(self, client: ClientConnection, head: RequestHead, runtime: Runtime) -> None:
+        self.client = client
+        self.head = head
+        self.runtime = runtime
+        self.request_id = http1.request_id_of(head.headers)
+        self.route: Route | None = None
+        self.phase = Phase.CONNECTING
+        self.upstream: UpstreamConnection | None = None
+        self.endpoint: Endpoint | None = None
+        self.tried: tuple[Endpoint, ...] = ()
+        self.head_bytes = b""
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.body_received = 0
+        self.body_sent = 0
+        self.request_complete = head.framing is Framing.NONE
+        self.upstream_chunked = head.framing is Framing.CHUNKED
+        self.client_chunked = False
+        self.keep_client = head.keep_alive
+        self.response_parser: ResponseParser | None = None
+        self.deadline: Deadline | None = None
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.head.method.decode()} {self.head.target!r} {self.phase.value}>"
+
+    @property
+    def response_started(self) -> bool:
+        return self.phase in (Phase.RESPONDING, Phase.TUNNEL)
+
+    # --- start ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Route the request; answer it locally or start connecting."""
+        try:
+            self._start()
+        except IngressError as exc:
+            self._fail(exc)
+
+    def _start(self) -> None:
+        head = self.head
+        client = self.client
+        target = http1.split_target(head.method, head.target, head.headers)
+        route = self.runtime.table.match(target.host, normalize_path(target.path))
+        if route is None:
+            self._answer(404)
+            return
+        self.route = route
+        if route.https_redirect and client.listener.scheme == b"http" and not client.https_by_proxy(
+            head.headers
+        ):
+            port = client.server.settings.https_redirect_port or client.server.https_port
+            location = http1.redirect_location(target.host, target.forward_target, port)
+            self._answer(308, extra=((b"Location", location),))
+            return
+        limit = route.policy.body_limit
+        if limit and head.content_length is not None and head.content_length > limit:
+            self._answer(413, close=True)
+            return
+        if not route.backend.endpoints:
+            raise NoEndpoint(f"{route.backend.key}: {route.backend.problem}")
+        self.head_bytes = self._upstream_head(target)
+        if head.expect_continue and not self.request_complete:
+            client.write(_CONTINUE)
+        self._connect_next()
+
+    def _upstream_head(self, target: http1.Target) -> bytes:
+        head = self.head
+        client = self.client
+        forwarded = http1.forwarded_headers(
+            head.headers, client.client_ip, client.listener, target.host_header, client.trusted
+        )
+        headers = http1.upstream_headers(head.headers, forwarded, self.request_id)
+        headers.insert(0, (b"host", target.host_header))
+        if head.framing is Framing.LENGTH:
+            headers.append((b"content-length", b"%d" % (head.content_length or 0)))
+        elif head.framing is Framing.CHUNKED:
+            headers.append((b"transfer-encoding", b"chunked"))
+        if head.upgrade is not None:
+            headers.append((b"connection", b"upgrade"))
+            headers.append((b"upgrade", head.upgrade))
+        return serialize_request_head(head.method, target.forward_target, headers)
+
+    # --- connecting ----------------------------------------------------------
+
+    def _connect_next(self) -> None:
+        assert self.route is not None
+        server = self.client.server
+        upstreams = server.upstreams
+        now = upstreams.loop.time()
+        endpoint = self.runtime.balancer(self.route.backend).pick(upstreams.health, now, self.tried)
+        if endpoint is None:
+            raise UpstreamUnavailable(f"{self.route.backend.key}: no endpoint left to try")
+        self.endpoint = endpoint
+        self.tried += (endpoint,)
+        pool = upstreams.pool(endpoint)
+        connection = pool.acquire()
+        if connection is not None:
+            self._attach(connection)
+        else:
+            server.spawn(self._connect(pool))
+
+    async def _connect(self, pool: EndpointPool) -> None:
+        assert self.route is not None
+        try:
+            connection = await pool.connect(self.route.policy.connect_timeout)
+        except (UpstreamUnavailable, UpstreamTimeout) as exc:
+            self.client.server.upstreams.health.mark_down(pool.endpoint, pool.loop.time())
+            logger.warning("%s (request %s)", exc, self.request_id.decode())
+            self._retry_or_fail(exc)
+            return
+        if self.phase is not Phase.CONNECTING:  # the client went away meanwhile
+            pool.release(connection)
+            return
+        self._attach(connection)
+
+    def _retry_or_fail(self, exc: IngressError) -> None:
+        if self.phase is not Phase.CONNECTING:
+            return
+        if len(self.tried) < MAX_TRIES and self.body_sent == 0:
+            self.client.server.stats.retries += 1
+            try:
+                self._connect_next()
+            except IngressError:
+                self._fail(exc)  # no endpoint left: the connect error is the answer
+            return
+        self._fail(exc)
+
+    def _attach(self, connection: UpstreamConnection) -> None:
+        assert self.route is not None
+        self.upstream = connection
+        connection.owner = self
+        self.phase = Phase.WAITING
+        self.response_parser = ResponseParser(self.head.method)
+        data = [self.head_bytes, *self.pending]
+        self.body_sent = self.pending_size
+        self.pending = []
+        self.pending_size = 0
+        connection.write(b"".join(data))
+        if self.request_complete and self.upstream_chunked:
+            connection.write(LAST_CHUNK)
+        self.client.resume_for_upstream()
+        deadline = self.deadline
+        if deadline is None:
+            deadline = self.deadline = Deadline(self.client.loop, self._timed_out)
+        deadline.start(self.route.policy.read_timeout)
+
+    # --- request body from the client -----------------------------------------
+
+    def request_body(self, data: bytes) -> None:
+        assert self.route is not None
+        self.body_received += len(data)
+        limit = self.route.policy.body_limit
+        if limit and self.body_received > limit:
+            self._fail(ProtocolError("request body over the limit", status=413))
+            return
+        if self.upstream_chunked:
+            data = encode_chunk(data)
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.write(data)
+            self.body_sent += len(data)
+        elif self.phase is Phase.CONNECTING:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > _PENDING_LIMIT:
+                self.client.pause_for_upstream()
+
+    def request_end(self) -> None:
+        self.request_complete = True
+        if self.upstream_chunked:
+            if self.upstream is not None:
+                self.upstream.write(LAST_CHUNK)
+            elif self.phase is Phase.CONNECTING and self.body_received:
+                self.pending.append(LAST_CHUNK)
+
+    # --- the response ---------------------------------------------------------
+
+    def upstream_data(self, data: bytes) -> None:
+        if self.phase is Phase.TUNNEL:
+            self.client.write(data)
+            self._touch()
+            return
+        parser = self.response_parser
+        assert parser is not None
+        try:
+            events = parser.feed(data)
+        except UpstreamProtocolError as exc:
+            self._fail(exc)
+            return
+        self._touch()
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                assert isinstance(event, Body)
+                self._response_body(event.data)
+            elif kind is ResponseHead:
+                assert isinstance(event, ResponseHead)
+                self._response_head(event)
+                if self.phase is Phase.TUNNEL:
+                    return
+            elif kind is EndOfMessage:
+                self._response_end()
+
+    def _touch(self) -> None:
+        if self.deadline is not None and self.route is not None and not self.client.write_paused:
+            self.deadline.start(self.route.policy.read_timeout)
+
+    def _response_head(self, response: ResponseHead) -> None:
+        status = response.status
+        if status < 200:
+            self._interim(response)
+            return
+        head = self.head
+        client = self.client
+        keep = self.keep_client and not client.closing and head.upgrade is None
+        no_body = head.method == b"HEAD" or status in (204, 304) or response.framing is Framing.NONE
+        headers = http1.end_to_end(response.headers)
+        if not no_body and response.framing in (Framing.CHUNKED, Framing.UNTIL_CLOSE):
+            if head.version == b"1.1":
+                self.client_chunked = True
+                headers.append((b"transfer-encoding", b"chunked"))
+            else:
+                keep = False  # an HTTP/1.0 client learns the end from the close
+        if no_body and response.framing is Framing.CHUNKED and head.method == b"HEAD":
+            headers.append((b"transfer-encoding", b"chunked"))
+        self.keep_client = keep
+        headers = [(n, v) for n, v in headers if n != b"x-request-id"]
+        headers.append((b"x-request-id", self.request_id))
+        if head.version == b"1.0":
+            headers.append((b"connection", b"keep-alive" if keep else b"close"))
+        elif not keep:
+            headers.append((b"connection", b"close"))
+        self.phase = Phase.RESPONDING
+        client.write(serialize_response_head(status, response.reason, headers))
+
+    def _interim(self, response: ResponseHead) -> None:
+        if response.status == 101:
+            if self.head.upgrade is None:
+                self._fail(UpstreamProtocolError("101 Switching Protocols without an Upgrade"))
+                return
+            self._start_tunnel(response)
+        elif response.status != 100 and self.head.version == b"1.1":
+            # 100 Continue was ingressd's to give; other 1xx (103 Early Hints) pass through.
+            headers = http1.end_to_end(response.headers)
+            self.client.write(serialize_response_head(response.status, response.reason, headers))
+
+    def _response_body(self, data: bytes) -> None:
+        if self.client_chunked:
+            self.client.write(encode_chunk(data))
+        else:
+            self.client.write(data)
+
+    def _response_end(self) -> None:
+        if self.client_chunked:
+            self.client.write(LAST_CHUNK)
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            assert self.response_parser is not None
+            reusable = self.request_complete and self.response_parser.reusable
+            if reusable:
+                upstream.pool.release(upstream)
+            else:
+                upstream.close()
+        self._finish(self.keep_client and self.request_complete)
+
+    # --- tunnel (after 101) ----------------------------------------------------
+
+    def _start_tunnel(self, response: ResponseHead) -> None:
+        assert self.response_parser is not None and self.upstream is not None
+        headers = http1.end_to_end(response.headers)
+        upgrade = next((v for n, v in response.headers if n == b"upgrade"), self.head.upgrade or b"")
+        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
+        self.phase = Phase.TUNNEL
+        self.client.write(serialize_response_head(101, response.reason, headers))
+        leftover = self.response_parser.take_upgrade_leftover()
+        if leftover:
+            self.client.write(leftover)
+        self.client.start_tunnel()
+
+    def tunnel_from_client(self, data: bytes) -> None:
+        if self.upstream is not None:
+            self.upstream.write(data)
+            self._touch()
+
+    def tunnel_client_eof(self) -> None:
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None and upstream.transport.can_write_eof():
+            upstream.transport.write_eof()
+
+    # --- events from the upstream connection ----------------------------------
+
+    def upstream_lost(self) -> None:
+        """The backend closed (or the connection broke)."""
+        self.upstream = None
+        if self.phase is Phase.TUNNEL:
+            self._finish(False)
+            return
+        if self.phase is Phase.DONE:
+            return
+        parser = self.response_parser
+        assert parser is not None
+        try:
+            events = parser.eof()
+        except UpstreamProtocolError as exc:
+            if self._retry_stale(parser):
+                return
+            self._fail(exc)
+            return
+        for event in events:
+            if type(event) is EndOfMessage:
+                self._response_end()
+
+    def _retry_stale(self, parser: ResponseParser) -> bool:
+        """A reused keep-alive connection the backend closed just as we sent: try a fresh one."""
+        if parser.bytes_received or self.body_sent or len(self.tried) >= MAX_TRIES:
+            return False
+        if not self.request_complete:
+            return False
+        self.phase = Phase.CONNECTING
+        self.response_parser = None
+        self.tried = tuple(e for e in self.tried if e != self.endpoint)
+        assert self.endpoint is not None
+        self.tried += (self.endpoint,)
+        try:
+            self._connect_next()
+        except IngressError as exc:
+            self._fail(exc)
+        return True
+
+    def upstream_paused(self) -> None:
+        self.client.pause_for_upstream()
+
+    def upstream_resumed(self) -> None:
+        self.client.resume_for_upstream()
+
+    # --- events from the client connection -------------------------------------
+
+    def client_paused(self) -> None:
+        """The client stopped reading: stop reading the backend; the send timeout runs."""
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+        if self.deadline is not None:
+            self.deadline.start(self.client.server.settings.client_send_timeout)
+
+    def client_resumed(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
+        self._touch()
+
+    def client_lost(self) -> None:
+        """The client went away: nothing more can be delivered."""
+        if self.phase is Phase.DONE:
+            return
+        self.phase = Phase.DONE
+        self._close_upstream()
+
+    def abort(self) -> None:
+        """The client connection ends the exchange (client timeout, protocol error)."""
+        self.client_lost()
+
+    # --- endings --------------------------------------------------------------
+
+    def _timed_out(self) -> None:
+        if self.client.write_paused:
+            logger.info("client %s stopped reading the response; closing", self.client.client_ip)
+            self._fail(UpstreamTimeout("client send timeout"))
+            return
+        endpoint = self.endpoint
+        self._fail(UpstreamTimeout(f"backend {endpoint} did not answer in time"))
+
+    def _fail(self, exc: IngressError) -> None:
+        """The one place where a failed exchange becomes a status (or a cut connection)."""
+        if self.phase is Phase.DONE:
+            return
+        self._close_upstream()
+        if self.phase in (Phase.CONNECTING, Phase.WAITING):
+            if exc.status >= 500:
+                logger.warning("%s %s: %s → %d", self.head.method.decode(),
+                               self.head.target.decode("latin-1"), exc, exc.status)  # fmt: skip
+            self._answer(exc.status, close=exc.status in (400, 408, 413) or not self.request_complete)
+        else:
+            logger.warning("%s %s: %s after the response started; closing the client connection",
+                           self.head.method.decode(), self.head.target.decode("latin-1"), exc)  # fmt: skip
+            self._finish(False)
+
+    def _answer(self, status: int, *, close: bool = False, extra: http1.Headers = ()) -> None:
+        client = self.client
+        keep = not close and self.keep_client and self.request_complete and not client.closing
+        client.write(
+            http1.simple_response(
+                status,
+                keep_alive=keep,
+                request_id=self.request_id,
+                extra=extra,
+                head_only=self.head.method == b"HEAD",
+            )
+        )
+        self._finish(keep)
+
+    def _close_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.close()
+
+    def _finish(self, keep_client: bool) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self.phase = Phase.DONE
+        if self.deadline is not None:
+            self.deadline.close()
+        self._close_upstream()
+        self.client.exchange_done(self, keep_client)
+

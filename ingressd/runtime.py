@@ -1,0 +1,67 @@
+"""One `Runtime`: everything a request needs from the configuration, built to the side.
+
+Owns: loading + compiling a configuration into an immutable snapshot (route
+table, one round-robin cursor per backend) and the `Settings` from the
+command line.  A reload builds a new `Runtime` completely and the server
+swaps one reference; a request reads that reference once and finishes on the
+snapshot it started with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .balancer import RoundRobin
+from .config import load_config
+from .model import Config
+from .routes import Backend, Endpoint, RouteTable, compile_routes
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process-wide settings (SPEC §1, §4 defaults)."""
+
+    config_paths: tuple[str, ...]
+    ingress_class: str | None = None
+    certs_dir: str | None = None
+    trusted_proxies: tuple[Network, ...] = ()
+    drain_timeout: float = 30.0
+    max_connections: int = 10_000
+    https_redirect_port: int | None = None
+    client_header_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    client_send_timeout: float = 60.0
+    max_request_line: int = 8 * 1024
+    max_header_bytes: int = 32 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    config: Config
+    table: RouteTable
+    balancers: dict[int, RoundRobin]  # by id() of a Backend of `table`
+    loaded_at: float = field(default_factory=time.time)
+
+    def balancer(self, backend: Backend) -> RoundRobin:
+        return self.balancers[id(backend)]
+
+    def endpoints(self) -> set[Endpoint]:
+        return {e for b in self.table.backends() for e in b.endpoints}
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return (*self.config.warnings, *self.table.warnings)
+
+
+def build_runtime(settings: Settings, paths: Sequence[str] | None = None) -> Runtime:
+    """Load, validate and compile; raises `ConfigError` with every problem."""
+    config = load_config(paths or settings.config_paths, certs_dir=settings.certs_dir)
+    table = compile_routes(config, ingress_class=settings.ingress_class)
+    balancers = {id(b): RoundRobin(b.endpoints) for b in table.backends()}
+    return Runtime(config, table, balancers)

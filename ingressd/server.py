@@ -1,0 +1,237 @@
+"""Listeners, reload and graceful stop: ``serve(..., shutdown_trigger)``.
+
+Owns: the `ProxyServer` shared by the connections of one process (current
+`Runtime`, upstream pools, the set of open connections, tracked tasks),
+opening the listeners, SIGHUP reload (build to the side, swap one
+reference, drain pools of vanished endpoints) and the stop sequence: close
+listeners → ask connections to finish → wait up to the drain timeout →
+abort the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import uvloop
+
+from . import http1
+from .admin import AdminResponse, AdminServer
+from .downstream import ClientConnection
+from .errors import ConfigError
+from .pool import Upstreams
+from .runtime import Runtime, Settings, build_runtime
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+@dataclass
+class Stats:
+    """Counters the data path bumps with a plain integer add (read at scrape time)."""
+
+    requests: int = 0
+    retries: int = 0
+    reloads_ok: int = 0
+    reloads_failed: int = 0
+
+
+class ProxyServer:
+    def __init__(self, settings: Settings, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.loop = loop
+        self.upstreams = Upstreams(loop)
+        self.connections: set[ClientConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stats = Stats()
+        self.https_port = 443
+        self.stopping = False
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    # --- connections -------------------------------------------------------------
+
+    def connection_opened(self, connection: ClientConnection) -> bool:
+        if self.stopping or len(self.connections) >= self.settings.max_connections:
+            return False
+        self.connections.add(connection)
+        self._all_closed.clear()
+        return True
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # --- reload --------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Build a new runtime beside the old one and swap it in; on error keep the old."""
+        try:
+            runtime = build_runtime(self.settings)
+        except ConfigError as exc:
+            self.stats.reloads_failed += 1
+            for problem in exc.problems:
+                logger.error("reload: %s", problem)
+            logger.error("reload failed with %d error(s); still serving the previous configuration",
+                         len(exc.problems))  # fmt: skip
+            return False
+        self.swap(runtime)
+        self.stats.reloads_ok += 1
+        for warning in runtime.warnings:
+            logger.warning("%s", warning)
+        logger.info("reloaded: %d ingresses, config %s", len(runtime.table.ingresses),
+                    runtime.config.digest[:12])  # fmt: skip
+        return True
+
+    def swap(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.upstreams.retain(runtime.endpoints())
+
+    # --- stop ----------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Ask every connection to finish its current request; abort what is left at the deadline."""
+        self.stopping = True
+        for connection in list(self.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self._all_closed.wait()
+        except TimeoutError:
+            logger.warning("drain timeout: aborting %d connection(s)", len(self.connections))
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+        self.upstreams.close()
+        for task in list(self.tasks):
+            task.cancel()
+
+    # --- admin ---------------------------------------------------------------------
+
+    def admin_handlers(self) -> dict[str, Callable[[], AdminResponse]]:
+        return {
+            "/healthz": lambda: AdminResponse(200, b"ok\n"),
+            "/readyz": lambda: AdminResponse(200, b"ready\n")
+            if self.runtime is not None
+            else AdminResponse(503, b"not ready\n"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    http: Address | None = ("0.0.0.0", 8080)
+    https: Address | None = ("0.0.0.0", 8443)
+    admin: Address | None = ("127.0.0.1", 10254)
+
+
+async def serve(
+    settings: Settings,
+    runtime: Runtime,
+    listeners: Listeners,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    on_ready: Callable[[ProxyServer, dict[str, Address]], None] | None = None,
+) -> ProxyServer:
+    """Serve until `shutdown_trigger()` returns, then stop gracefully."""
+    loop = asyncio.get_running_loop()
+    server = ProxyServer(settings, runtime, loop)
+    servers: list[asyncio.Server] = []
+    bound: dict[str, Address] = {}
+    try:
+        if listeners.http is not None:
+            host, port = listeners.http
+            servers.append(await loop.create_server(
+                lambda: ClientConnection(server, http1.Listener(b"http", bound["http"][1])),
+                host, port, reuse_address=True, backlog=1024))  # fmt: skip
+            bound["http"] = _bound_address(servers[-1])
+        if listeners.admin is not None:
+            admin = AdminServer(server.admin_handlers())
+            host, port = listeners.admin
+            servers.append(await asyncio.start_server(admin.handle, host, port, reuse_address=True))
+            bound["admin"] = _bound_address(servers[-1])
+        if on_ready is not None:
+            on_ready(server, bound)
+        await shutdown_trigger()
+    finally:
+        for listener in servers:
+            listener.close()
+        await server.drain()
+        for listener in servers:
+            await listener.wait_closed()
+    return server
+
+
+def _bound_address(server: asyncio.Server) -> Address:
+    sockname = server.sockets[0].getsockname()
+    return sockname[0], sockname[1]
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        config_paths=tuple(args.config),
+        ingress_class=args.ingress_class,
+        certs_dir=args.certs_dir,
+        trusted_proxies=tuple(args.trusted_proxies),
+        drain_timeout=args.drain_timeout,
+        max_connections=args.max_connections,
+        https_redirect_port=args.https_redirect_port,
+        client_header_timeout=args.client_header_timeout,
+        client_body_timeout=args.client_body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``ingressd --config ...`` process: exit 1 on a bad config, 0 after a graceful stop."""
+    settings = settings_from_args(args)
+    try:
+        runtime = build_runtime(settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} error(s); not starting", file=sys.stderr)
+        return 1
+    for warning in runtime.warnings:
+        logger.warning("%s", warning)
+    listeners = Listeners(http=args.http, https=None, admin=args.admin)
+    try:
+        uvloop.run(_main(settings, runtime, listeners))
+    except OSError as exc:
+        print(f"ingressd: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _main(settings: Settings, runtime: Runtime, listeners: Listeners) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    holder: list[ProxyServer] = []
+
+    def on_ready(server: ProxyServer, bound: dict[str, Address]) -> None:
+        holder.append(server)
+        loop.add_signal_handler(signal.SIGHUP, server.reload)
+        for name, (host, port) in bound.items():
+            print(f"ingressd: {name} listening on {host}:{port}", flush=True)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await serve(settings, runtime, listeners, shutdown_trigger=stop.wait, on_ready=on_ready)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+    logger.info("stopped")

@@ -1,0 +1,106 @@
+"""Run `ingressd` as a real subprocess on free ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+_LISTENING = re.compile(r"ingressd: (\w+) listening on (\S+):(\d+)")
+
+
+class Ingressd:
+    """``python -m ingressd`` with http/admin on port 0; stdout/stderr collected."""
+
+    def __init__(self, config: Path | str, *extra: str, https: bool = False) -> None:
+        self.args = [
+            sys.executable, "-m", "ingressd", "--config", str(config),
+            "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            "--https", "127.0.0.1:0" if https else "off",
+            "--access-log", "off", *extra,
+        ]  # fmt: skip
+        self.ports: dict[str, int] = {}
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 15.0, listeners: tuple[str, ...] = ("http", "admin")) -> Ingressd:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for(lambda: all(name in self.ports for name in listeners), timeout,
+                      what=f"listeners {listeners}")  # fmt: skip
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                match = _LISTENING.search(line)
+                if match:
+                    self.ports[match.group(1)] = int(match.group(3))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, condition: object, timeout: float = 10.0, what: str = "") -> None:
+        assert callable(condition)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc is not None and self.proc.poll() is not None
+                                      and not condition()):  # fmt: skip
+                    raise AssertionError(
+                        f"ingressd: gave up waiting for {what}; output:\n" + "\n".join(self.lines)
+                    )
+                self._changed.wait(min(remaining, 0.1))
+
+    def wait_for_line(self, text: str, timeout: float = 10.0, start: int = 0) -> str:
+        found: list[str] = []
+
+        def seen() -> bool:
+            found[:] = [line for line in self.lines[start:] if text in line]
+            return bool(found)
+
+        self.wait_for(seen, timeout, what=repr(text))
+        return found[0]
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0

@@ -1,0 +1,120 @@
+"""Pure proxy header rules: hop-by-hop removal, forwarded headers, targets, own answers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ingressd import http1
+from ingressd.errors import ProtocolError
+
+LISTENER = http1.Listener(b"http", 8080)
+TRUSTED = (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+def test_hop_by_hop_headers_and_those_named_in_connection_are_removed() -> None:
+    headers = [
+        (b"host", b"a"),
+        (b"connection", b"keep-alive, X-Secret"),
+        (b"x-secret", b"1"),
+        (b"keep-alive", b"timeout=5"),
+        (b"te", b"trailers"),
+        (b"transfer-encoding", b"chunked"),
+        (b"upgrade", b"h2c"),
+        (b"proxy-connection", b"keep-alive"),
+        (b"accept", b"*/*"),
+    ]
+    assert http1.end_to_end(headers) == [(b"host", b"a"), (b"accept", b"*/*")]
+
+
+def test_untrusted_client_forwarded_headers_are_replaced() -> None:
+    incoming = [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-proto", b"https")]
+    forwarded = dict(http1.forwarded_headers(incoming, "192.0.2.7", LISTENER, b"shop.example", None))
+    assert forwarded == {
+        b"x-real-ip": b"192.0.2.7",
+        b"x-forwarded-for": b"192.0.2.7",
+        b"x-forwarded-host": b"shop.example",
+        b"x-forwarded-port": b"8080",
+        b"x-forwarded-proto": b"http",
+    }
+
+
+def test_trusted_proxy_chain_is_appended_and_real_ip_is_rightmost_untrusted() -> None:
+    incoming = [
+        (b"x-forwarded-for", b"203.0.113.9, 10.1.1.1"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-port", b"443"),
+    ]
+    forwarded = dict(http1.forwarded_headers(incoming, "10.0.0.2", LISTENER, b"h", TRUSTED))
+    assert forwarded[b"x-forwarded-for"] == b"203.0.113.9, 10.1.1.1, 10.0.0.2"
+    assert forwarded[b"x-real-ip"] == b"203.0.113.9"
+    assert forwarded[b"x-forwarded-proto"] == b"https"
+    assert forwarded[b"x-forwarded-port"] == b"443"
+
+
+def test_upstream_headers_drop_client_values_of_headers_ingressd_sets() -> None:
+    headers = [(b"host", b"h"), (b"x-real-ip", b"1.1.1.1"), (b"expect", b"100-continue"),
+               (b"accept", b"*/*")]  # fmt: skip
+    result = http1.upstream_headers(headers, [(b"x-real-ip", b"2.2.2.2")], b"abc")
+    assert result == [(b"accept", b"*/*"), (b"x-real-ip", b"2.2.2.2"), (b"x-request-id", b"abc")]
+
+
+def test_request_id_is_kept_when_sane_and_generated_otherwise() -> None:
+    assert http1.request_id_of([(b"x-request-id", b"abc-123")]) == b"abc-123"
+    generated = http1.request_id_of([(b"x-request-id", b"bad id\x7f")])
+    assert len(generated) == 32 and int(generated, 16) >= 0
+    assert http1.request_id_of([]) != http1.request_id_of([])
+
+
+@pytest.mark.parametrize(
+    ("target", "host_header", "host", "path", "forward"),
+    [
+        (b"/a?b", b"Shop.Example:8080", "shop.example", "/a?b", b"/a?b"),
+        (b"http://Other.Example/x?y", b"shop.example", "other.example", "/x?y", b"/x?y"),
+        (b"http://other.example", b"shop.example", "other.example", "/", b"/"),
+        (b"http://other.example?q", b"", "other.example", "/?q", b"/?q"),
+        (b"/", b"[::1]:80", "[::1]", "/", b"/"),
+        (b"/", b"example.com.", "example.com", "/", b"/"),
+    ],
+)
+def test_routing_host_and_path_come_from_the_target_and_host(
+    target: bytes, host_header: bytes, host: str, path: str, forward: bytes
+) -> None:
+    result = http1.split_target(b"GET", target, [(b"host", host_header)])
+    assert (result.host, result.path, result.forward_target) == (host, path, forward)
+
+
+def test_absolute_form_authority_replaces_host_upstream() -> None:
+    result = http1.split_target(b"GET", b"http://a.example:81/", [(b"host", b"b.example")])
+    assert result.host_header == b"a.example:81"
+
+
+@pytest.mark.parametrize(
+    ("target", "host_header"),
+    [
+        (b"http://user:pw@a.example/", b"a.example"),
+        (b"ftp://a.example/", b"a.example"),
+        (b"a.example:443", b"a.example"),
+        (b"/", b"a b"),
+        (b"/", b"a.example:80x"),
+    ],
+)
+def test_bad_targets_and_hosts_are_rejected(target: bytes, host_header: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        http1.split_target(b"GET", target, [(b"host", host_header)])
+
+
+def test_simple_response_is_a_complete_plain_text_message() -> None:
+    data = http1.simple_response(404, keep_alive=True, request_id=b"r1")
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert b"Content-Length: %d" % len(body) in head
+    assert b"Connection: keep-alive" in head and b"X-Request-ID: r1" in head
+    assert body == b"404 Not Found\n"
+    assert http1.simple_response(404, keep_alive=False, head_only=True).endswith(b"\r\n\r\n")
+
+
+def test_redirect_location_leaves_out_port_443() -> None:
+    assert http1.redirect_location("a.example", b"/p?q=1", 443) == b"https://a.example/p?q=1"
+    assert http1.redirect_location("a.example", b"/", 8443) == b"https://a.example:8443/"
