@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import http1
 from .codec import Body, EndOfMessage, Framing, RequestHead, RequestParser
@@ -88,8 +88,7 @@ class ClientConnection(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         networks = self.server.settings.trusted_proxies

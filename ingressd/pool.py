@@ -16,7 +16,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, cast
 
 from .balancer import PassiveHealth
 from .errors import UpstreamTimeout, UpstreamUnavailable
@@ -92,8 +92,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         self.pool.opened += 1
 
     def data_received(self, data: bytes) -> None:

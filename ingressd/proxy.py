@@ -75,12 +75,15 @@ class Exchange:
         "phase",
         "request_complete",
         "request_id",
+        "response_bytes",
+        "reused",
         "response_parser",
         "route",
         "runtime",
         "tried",
         "upstream",
         "upstream_chunked",
+        "upstream_reusable",
     )
 
     def __init__(self, client: ClientConnection, head: RequestHead, runtime: Runtime) -> None:
@@ -103,6 +106,9 @@ class Exchange:
         self.client_chunked = False
         self.keep_client = head.keep_alive
         self.response_parser: ResponseParser | None = None
+        self.response_bytes = 0
+        self.reused = False
+        self.upstream_reusable = False
         self.deadline: Deadline | None = None
 
     def __repr__(self) -> str:
@@ -214,6 +220,7 @@ class Exchange:
         assert self.route is not None
         self.upstream = connection
         connection.owner = self
+        self.reused = connection.uses > 1
         self.phase = Phase.WAITING
         self.response_parser = ResponseParser(self.head.method)
         data = [self.head_bytes, *self.pending]
@@ -267,6 +274,7 @@ class Exchange:
             return
         parser = self.response_parser
         assert parser is not None
+        self.response_bytes += len(data)
         try:
             events = parser.feed(data)
         except UpstreamProtocolError as exc:
@@ -297,6 +305,7 @@ class Exchange:
             return
         head = self.head
         client = self.client
+        self.upstream_reusable = response.keep_alive and response.framing is not Framing.UNTIL_CLOSE
         keep = self.keep_client and not client.closing and head.upgrade is None
         no_body = head.method == b"HEAD" or status in (204, 304) or response.framing is Framing.NONE
         headers = http1.end_to_end(response.headers)
@@ -340,9 +349,7 @@ class Exchange:
             self.client.write(LAST_CHUNK)
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
-            assert self.response_parser is not None
-            reusable = self.request_complete and self.response_parser.reusable
-            if reusable:
+            if self.request_complete and self.upstream_reusable:
                 upstream.pool.release(upstream)
             else:
                 upstream.close()
@@ -387,7 +394,7 @@ class Exchange:
         try:
             events = parser.eof()
         except UpstreamProtocolError as exc:
-            if self._retry_stale(parser):
+            if self._retry_stale():
                 return
             self._fail(exc)
             return
@@ -395,21 +402,19 @@ class Exchange:
             if type(event) is EndOfMessage:
                 self._response_end()
 
-    def _retry_stale(self, parser: ResponseParser) -> bool:
-        """A reused keep-alive connection the backend closed just as we sent: try a fresh one."""
-        if parser.bytes_received or self.body_sent or len(self.tried) >= MAX_TRIES:
+    def _retry_stale(self) -> bool:
+        """A reused keep-alive connection closed by the backend as we sent: once more, fresh.
+
+        Only when nothing came back and no body byte was sent, so the backend
+        cannot have acted on the request (RFC 9110 §9.2.2 retry rule).
+        """
+        if not self.reused or self.response_bytes or self.body_sent or not self.request_complete:
             return False
-        if not self.request_complete:
-            return False
+        assert self.endpoint is not None
         self.phase = Phase.CONNECTING
         self.response_parser = None
-        self.tried = tuple(e for e in self.tried if e != self.endpoint)
-        assert self.endpoint is not None
-        self.tried += (self.endpoint,)
-        try:
-            self._connect_next()
-        except IngressError as exc:
-            self._fail(exc)
+        self.reused = False
+        self.client.server.spawn(self._connect(self.client.server.upstreams.pool(self.endpoint)))
         return True
 
     def upstream_paused(self) -> None:
