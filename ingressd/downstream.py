@@ -18,7 +18,6 @@ from . import http1
 from .codec import Body, EndOfMessage, Framing, RequestHead, RequestParser
 from .errors import ProtocolError
 from .proxy import Exchange
-from .timers import Deadline
 
 if TYPE_CHECKING:
     from .server import ProxyServer
@@ -44,6 +43,8 @@ class Phase(enum.Enum):
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_backlog",
+        "_batch_depth",
+        "_out",
         "_dispatching",
         "_paused",
         "_skip_end",
@@ -74,13 +75,15 @@ class ClientConnection(asyncio.Protocol):
         )
         self.phase = Phase.IDLE
         self.exchange: Exchange | None = None
-        self.deadline = Deadline(self.loop, self._timed_out)
+        self.deadline = server.wheel.deadline(self._timed_out)
         self.closing = False
         self.write_paused = False
         self._paused = 0
         self._backlog: deque[Event] = deque()
         self._skip_end = False
         self._dispatching = False
+        self._batch_depth = 0
+        self._out: list[bytes] = []
 
     def __repr__(self) -> str:
         return f"<ClientConnection {self.client_ip} {self.phase.value}>"
@@ -99,6 +102,13 @@ class ClientConnection(asyncio.Protocol):
         self.deadline.start(self.server.settings.keepalive_timeout)
 
     def data_received(self, data: bytes) -> None:
+        self._batch_depth += 1
+        try:
+            self._data_received(data)
+        finally:
+            self.end_batch()
+
+    def _data_received(self, data: bytes) -> None:
         if self.phase is Phase.TUNNEL:
             assert self.exchange is not None
             self.exchange.tunnel_from_client(data)
@@ -242,10 +252,38 @@ class ClientConnection(asyncio.Protocol):
 
     # --- used by the exchange ---------------------------------------------------
 
+    @property
+    def batching(self) -> bool:
+        return self._batch_depth > 0
+
+    def begin_batch(self) -> None:
+        """Collect writes (both ways) until `end_batch`: one send per direction per event."""
+        self._batch_depth += 1
+
+    def end_batch(self) -> None:
+        self._batch_depth -= 1
+        if self._batch_depth:
+            return
+        if self._out:
+            self._write_out()
+        exchange = self.exchange
+        if exchange is not None and exchange.upstream is not None:
+            exchange.flush_upstream()
+
     def write(self, data: bytes) -> None:
+        if self._batch_depth:
+            self._out.append(data)
+            return
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+
+    def _write_out(self) -> None:
+        out = self._out
+        self._out = []
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     def https_by_proxy(self, headers: http1.Headers) -> bool:
         """A trusted proxy in front terminated TLS (no http→https redirect then)."""
@@ -255,7 +293,10 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_for_upstream(self) -> None:
         self._pause(_PAUSE_UPSTREAM)
-        self.deadline.stop()
+        if self.exchange is not None and self.exchange.upstream is not None:
+            self.deadline.start(self.exchange.upstream_send_stalled())
+        else:
+            self.deadline.stop()  # still connecting: the connect timeout runs
 
     def resume_for_upstream(self) -> None:
         if self._paused & _PAUSE_UPSTREAM:
@@ -265,7 +306,6 @@ class ClientConnection(asyncio.Protocol):
 
     def start_tunnel(self) -> None:
         self.phase = Phase.TUNNEL
-        self.deadline.stop()
         leftover = self.parser.take_upgrade_leftover()
         self._backlog.clear()
         self._resume(_PAUSE_BACKLOG | _PAUSE_UPSTREAM)
@@ -275,6 +315,8 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         """Close after what was written is flushed."""
         self.closing = True
+        if self._out:
+            self._write_out()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -301,6 +343,10 @@ class ClientConnection(asyncio.Protocol):
         phase = self.phase
         if phase is Phase.IDLE:
             self.close()
+        elif self.exchange is not None and (
+            phase is not Phase.BODY or self._paused & _PAUSE_UPSTREAM
+        ):
+            self.exchange.timed_out(sending=phase is Phase.BODY)
         elif phase in (Phase.HEAD, Phase.BODY):
             logger.info("client %s: timed out reading the request %s", self.client_ip, phase.value)
             exchange, self.exchange = self.exchange, None

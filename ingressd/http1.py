@@ -8,6 +8,7 @@ responses.  No I/O, no asyncio: everything here is tested without sockets.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Sequence
@@ -58,11 +59,7 @@ def connection_tokens(headers: Headers) -> frozenset[bytes]:
 
 def end_to_end(headers: Headers) -> list[tuple[bytes, bytes]]:
     """Headers without the hop-by-hop ones, including those named in ``Connection``."""
-    named = connection_tokens(headers)
-    if named:
-        drop = HOP_BY_HOP | named
-        return [(n, v) for n, v in headers if n not in drop]
-    return [(n, v) for n, v in headers if n not in HOP_BY_HOP]
+    return _without(headers, HOP_BY_HOP)
 
 
 def new_request_id() -> bytes:
@@ -120,6 +117,7 @@ def _first_of(data: bytes, chars: bytes) -> int:
     return min(positions) if positions else len(data)
 
 
+@functools.lru_cache(maxsize=4096)  # clients send the same few Host values over and over
 def _host_name(authority: bytes) -> str:
     """``Example.COM:8080`` → ``example.com``; ``[::1]:80`` → ``[::1]``; checks the characters."""
     host = authority
@@ -204,10 +202,38 @@ def upstream_headers(
     headers: Headers, forwarded: list[tuple[bytes, bytes]], request_id: bytes
 ) -> list[tuple[bytes, bytes]]:
     """End-to-end client headers minus the ones ingressd sets, plus ingressd's own."""
-    kept = [(n, v) for n, v in end_to_end(headers) if n not in _REPLACED]
+    kept = _without(headers, _DROP_UPSTREAM)
     kept.extend(forwarded)
     kept.append((b"x-request-id", request_id))
     return kept
+
+
+def downstream_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """A response's end-to-end headers, without the backend's X-Request-ID (ingressd sets it)."""
+    return _without(headers, _DROP_DOWNSTREAM)
+
+
+def _without(headers: Headers, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    """One pass: drop `drop` and, when ``Connection`` names more, those too (rare, second pass)."""
+    kept = []
+    named = None
+    for field in headers:
+        name = field[0]
+        if name in drop:
+            if name == b"connection":
+                named = field[1]
+            continue
+        kept.append(field)
+    if named is not None:
+        tokens = {t.strip().lower() for t in named.split(b",")} - _CONNECTION_OPTIONS
+        if tokens:
+            kept = [f for f in kept if f[0] not in tokens]
+    return kept
+
+
+_CONNECTION_OPTIONS: Final = frozenset({b"close", b"keep-alive", b"upgrade", b""})
+_DROP_UPSTREAM: Final = HOP_BY_HOP | _REPLACED
+_DROP_DOWNSTREAM: Final = HOP_BY_HOP | {b"x-request-id"}
 
 
 # --- ingressd's own answers --------------------------------------------------

@@ -38,7 +38,6 @@ from .errors import (
 )
 from .pool import EndpointPool, UpstreamConnection
 from .routes import Endpoint, Route, normalize_path
-from .timers import Deadline
 
 if TYPE_CHECKING:
     from .downstream import ClientConnection
@@ -65,10 +64,10 @@ class Exchange:
         "body_sent",
         "client",
         "client_chunked",
-        "deadline",
         "endpoint",
         "head",
         "head_bytes",
+        "head_sent",
         "keep_client",
         "pending",
         "pending_size",
@@ -97,6 +96,7 @@ class Exchange:
         self.endpoint: Endpoint | None = None
         self.tried: tuple[Endpoint, ...] = ()
         self.head_bytes = b""
+        self.head_sent = False
         self.pending: list[bytes] = []
         self.pending_size = 0
         self.body_received = 0
@@ -109,7 +109,6 @@ class Exchange:
         self.response_bytes = 0
         self.reused = False
         self.upstream_reusable = False
-        self.deadline: Deadline | None = None
 
     def __repr__(self) -> str:
         return f"<Exchange {self.head.method.decode()} {self.head.target!r} {self.phase.value}>"
@@ -222,21 +221,41 @@ class Exchange:
         connection.owner = self
         self.reused = connection.uses > 1
         self.phase = Phase.WAITING
+        self.head_sent = False
         self.response_parser = ResponseParser(self.head.method)
-        data = [self.head_bytes, *self.pending]
-        self.body_sent = self.pending_size
+        if not self.client.batching:
+            self.flush_upstream()
+        self.client.resume_for_upstream()
+        if self.request_complete:
+            self._touch()
+
+    # --- request bytes towards the backend ---------------------------------------
+
+    def _to_upstream(self, data: bytes) -> None:
+        """Request bytes leave at once, or at the end of the client's batch, or after connecting."""
+        self.pending.append(data)
+        self.pending_size += len(data)
+        if self.upstream is not None:
+            if not self.client.batching:
+                self.flush_upstream()
+        elif self.pending_size > _PENDING_LIMIT:
+            self.client.pause_for_upstream()
+
+    def flush_upstream(self) -> None:
+        """Write the head (once) and the pending body bytes in one call."""
+        upstream = self.upstream
+        if upstream is None:
+            return
+        pending = self.pending
+        if not self.head_sent:
+            self.head_sent = True
+            pending.insert(0, self.head_bytes)
+        elif not pending:
+            return
+        upstream.write(b"".join(pending) if len(pending) > 1 else pending[0])
+        self.body_sent += self.pending_size
         self.pending = []
         self.pending_size = 0
-        connection.write(b"".join(data))
-        if self.request_complete and self.upstream_chunked:
-            connection.write(LAST_CHUNK)
-        self.client.resume_for_upstream()
-        deadline = self.deadline
-        if deadline is None:
-            deadline = self.deadline = Deadline(self.client.loop, self._timed_out)
-        deadline.start(self.route.policy.read_timeout)
-
-    # --- request body from the client -----------------------------------------
 
     def request_body(self, data: bytes) -> None:
         assert self.route is not None
@@ -245,29 +264,32 @@ class Exchange:
         if limit and self.body_received > limit:
             self._fail(ProtocolError("request body over the limit", status=413))
             return
-        if self.upstream_chunked:
-            data = encode_chunk(data)
-        upstream = self.upstream
-        if upstream is not None:
-            upstream.write(data)
-            self.body_sent += len(data)
-        elif self.phase is Phase.CONNECTING:
-            self.pending.append(data)
-            self.pending_size += len(data)
-            if self.pending_size > _PENDING_LIMIT:
-                self.client.pause_for_upstream()
+        if self.phase in (Phase.CONNECTING, Phase.WAITING, Phase.RESPONDING):
+            self._to_upstream(encode_chunk(data) if self.upstream_chunked else data)
 
     def request_end(self) -> None:
         self.request_complete = True
-        if self.upstream_chunked:
-            if self.upstream is not None:
-                self.upstream.write(LAST_CHUNK)
-            elif self.phase is Phase.CONNECTING and self.body_received:
-                self.pending.append(LAST_CHUNK)
+        if self.upstream_chunked and self.phase in (Phase.CONNECTING, Phase.WAITING, Phase.RESPONDING):
+            self._to_upstream(LAST_CHUNK)
+        if self.upstream is not None:
+            self._touch()
+
+    def upstream_send_stalled(self) -> int:
+        """The send timeout to run while the backend accepts no more request bytes."""
+        assert self.route is not None
+        return int(self.route.policy.send_timeout)
 
     # --- the response ---------------------------------------------------------
 
     def upstream_data(self, data: bytes) -> None:
+        client = self.client
+        client.begin_batch()
+        try:
+            self._upstream_data(data)
+        finally:
+            client.end_batch()
+
+    def _upstream_data(self, data: bytes) -> None:
         if self.phase is Phase.TUNNEL:
             self.client.write(data)
             self._touch()
@@ -295,8 +317,9 @@ class Exchange:
                 self._response_end()
 
     def _touch(self) -> None:
-        if self.deadline is not None and self.route is not None and not self.client.write_paused:
-            self.deadline.start(self.route.policy.read_timeout)
+        # One deadline per client connection; here it is the backend read timeout.
+        if self.route is not None and not self.client.write_paused:
+            self.client.deadline.start(self.route.policy.read_timeout)
 
     def _response_head(self, response: ResponseHead) -> None:
         status = response.status
@@ -308,7 +331,7 @@ class Exchange:
         self.upstream_reusable = response.keep_alive and response.framing is not Framing.UNTIL_CLOSE
         keep = self.keep_client and not client.closing and head.upgrade is None
         no_body = head.method == b"HEAD" or status in (204, 304) or response.framing is Framing.NONE
-        headers = http1.end_to_end(response.headers)
+        headers = http1.downstream_headers(response.headers)
         if not no_body and response.framing in (Framing.CHUNKED, Framing.UNTIL_CLOSE):
             if head.version == b"1.1":
                 self.client_chunked = True
@@ -318,7 +341,6 @@ class Exchange:
         if no_body and response.framing is Framing.CHUNKED and head.method == b"HEAD":
             headers.append((b"transfer-encoding", b"chunked"))
         self.keep_client = keep
-        headers = [(n, v) for n, v in headers if n != b"x-request-id"]
         headers.append((b"x-request-id", self.request_id))
         if head.version == b"1.0":
             headers.append((b"connection", b"keep-alive" if keep else b"close"))
@@ -414,6 +436,7 @@ class Exchange:
         self.phase = Phase.CONNECTING
         self.response_parser = None
         self.reused = False
+        self.head_sent = False
         self.client.server.spawn(self._connect(self.client.server.upstreams.pool(self.endpoint)))
         return True
 
@@ -429,8 +452,7 @@ class Exchange:
         """The client stopped reading: stop reading the backend; the send timeout runs."""
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.pause_reading()
-        if self.deadline is not None:
-            self.deadline.start(self.client.server.settings.client_send_timeout)
+        self.client.deadline.start(self.client.server.settings.client_send_timeout)
 
     def client_resumed(self) -> None:
         if self.upstream is not None and self.upstream.transport is not None:
@@ -450,13 +472,17 @@ class Exchange:
 
     # --- endings --------------------------------------------------------------
 
-    def _timed_out(self) -> None:
+    def timed_out(self, *, sending: bool) -> None:
+        """The client connection's deadline expired while this exchange owned it."""
         if self.client.write_paused:
             logger.info("client %s stopped reading the response; closing", self.client.client_ip)
             self._fail(UpstreamTimeout("client send timeout"))
-            return
-        endpoint = self.endpoint
-        self._fail(UpstreamTimeout(f"backend {endpoint} did not answer in time"))
+        elif self.phase is Phase.TUNNEL:
+            self._finish(False)
+        elif sending:
+            self._fail(UpstreamTimeout(f"backend {self.endpoint} stopped reading the request"))
+        else:
+            self._fail(UpstreamTimeout(f"backend {self.endpoint} did not answer in time"))
 
     def _fail(self, exc: IngressError) -> None:
         """The one place where a failed exchange becomes a status (or a cut connection)."""
@@ -496,8 +522,6 @@ class Exchange:
         if self.phase is Phase.DONE:
             return
         self.phase = Phase.DONE
-        if self.deadline is not None:
-            self.deadline.close()
         self._close_upstream()
         self.client.exchange_done(self, keep_client)
 

@@ -27,6 +27,7 @@ from .downstream import ClientConnection
 from .errors import ConfigError
 from .pool import Upstreams
 from .runtime import Runtime, Settings, build_runtime
+from .timers import TimerWheel
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class ProxyServer:
         self.runtime = runtime
         self.loop = loop
         self.upstreams = Upstreams(loop)
+        self.wheel = TimerWheel(loop)
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stats = Stats()
@@ -117,6 +119,7 @@ class ProxyServer:
                 if connection.transport is not None:
                     connection.transport.abort()
         self.upstreams.close()
+        self.wheel.close()
         for task in list(self.tasks):
             task.cancel()
 

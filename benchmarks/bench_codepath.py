@@ -1,0 +1,140 @@
+"""CPU cost of ingressd's per-request Python code, without sockets.
+
+Drives a real `ClientConnection` and `Exchange` with in-memory transports
+(the backend's answer is fed straight back), so the number is the Python
+work per proxied request, free of kernel and scheduler noise.  Use it with
+``--profile`` to find hot spots before optimising:
+
+    .venv/bin/python benchmarks/bench_codepath.py [--requests 20000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from ingressd import http1
+from ingressd.downstream import ClientConnection
+from ingressd.pool import State, UpstreamConnection
+from ingressd.runtime import Settings, build_runtime
+from ingressd.server import ProxyServer
+
+CONFIG = """
+apiVersion: v1
+kind: Service
+metadata: {name: be}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: be}
+subsets: [{addresses: [{ip: 127.0.0.1}], ports: [{name: http, port: 9}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: be}
+spec:
+  rules:
+  - host: bench.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: be, port: {number: 80}}}}]}
+"""
+REQUEST = (
+    b"GET /index.html HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: wrk\r\n"
+    b"Accept: */*\r\nAccept-Encoding: gzip\r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 28 Nov 2026 00:45:22 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 25\r\nConnection: keep-alive\r\n\r\n"
+    b"hello from nginx backend\n"
+)
+
+
+class MemoryTransport(asyncio.Transport):
+    """Collects writes; `on_write` lets the fake backend answer."""
+
+    def __init__(self, peer: tuple[str, int]) -> None:
+        super().__init__()
+        self.peer = peer
+        self.written = 0
+        self.on_write: Any = None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peer if name == "peername" else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        if self.on_write is not None:
+            self.on_write(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def run(requests: int, profile: bool) -> float:
+    loop = asyncio.get_running_loop()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(CONFIG)
+        settings = Settings(config_paths=(str(path),))
+        server = ProxyServer(settings, build_runtime(settings), loop)
+    client = ClientConnection(server, http1.Listener(b"http", 8080))
+    client_transport = MemoryTransport(("127.0.0.1", 50000))
+    client.connection_made(client_transport)
+    endpoint = next(iter(server.runtime.endpoints()))
+    pool = server.upstreams.pool(endpoint)
+    upstream = UpstreamConnection(pool)
+    upstream_transport = MemoryTransport(("127.0.0.1", 9))
+    upstream.connection_made(upstream_transport)
+    upstream.state = State.ACTIVE
+    pool.release(upstream)
+    answers: list[bytes] = []
+    upstream_transport.on_write = lambda data: answers.append(RESPONSE)
+
+    def one() -> None:
+        client.data_received(REQUEST)
+        upstream.data_received(answers.pop())
+
+    for _ in range(1000):
+        one()
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    start = time.process_time()
+    for _ in range(requests):
+        one()
+    elapsed = time.process_time() - start
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    assert client_transport.written > 0
+    return elapsed / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    micros = uvloop.run(run(args.requests, args.profile))
+    print(f"{micros:.1f} µs of CPU per proxied request (Python path, no sockets)")
+
+
+if __name__ == "__main__":
+    main()
