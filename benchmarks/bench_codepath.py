@@ -26,6 +26,7 @@ from ingressd.downstream import ClientConnection
 from ingressd.pool import State, UpstreamConnection
 from ingressd.runtime import Settings, build_runtime
 from ingressd.server import ProxyServer
+from ingressd.tls import default_certificate
 
 CONFIG = """
 apiVersion: v1
@@ -93,7 +94,7 @@ async def run(requests: int, profile: bool) -> float:
         path = Path(tmp) / "bench.yaml"
         path.write_text(CONFIG)
         settings = Settings(config_paths=(str(path),))
-        server = ProxyServer(settings, build_runtime(settings), loop)
+        server = ProxyServer(settings, build_runtime(settings, default_certificate()), loop)
     client = ClientConnection(server, http1.Listener(b"http", 8080))
     client_transport = MemoryTransport(("127.0.0.1", 50000))
     client.connection_made(client_transport)

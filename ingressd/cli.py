@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import ConfigError
 from .report import render_text
-from .routes import compile_routes
 
 logger = logging.getLogger("ingressd")
 
@@ -80,20 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check(args: argparse.Namespace) -> int:
-    from .config import load_config
+    """``--check``: the same loading as serving, then the table instead of listeners."""
+    from .runtime import build_runtime
+    from .server import settings_from_args
+    from .tls import CertificateError, default_certificate
 
     try:
-        config = load_config(args.config, certs_dir=args.certs_dir)
+        default = default_certificate(args.default_cert, args.default_key)
+        runtime = build_runtime(settings_from_args(args), default)
+    except (CertificateError, OSError) as exc:
+        print(f"default certificate: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} error(s); configuration rejected", file=sys.stderr)
         return 1
-    table = compile_routes(config, ingress_class=args.ingress_class)
-    print(render_text(table))
-    warnings = (*config.warnings, *table.warnings)
-    print(f"Warnings: {len(warnings)}")
-    for warning in warnings:
+    print(render_text(runtime.table, runtime.certs))
+    print(f"Warnings: {len(runtime.warnings)}")
+    for warning in runtime.warnings:
         print(f"  {warning}")
     return 0
 

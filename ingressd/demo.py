@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import h11
 from .config import load_config
 from .errors import ConfigError
 from .routes import compile_routes
+from .tls import generate_self_signed
 
 
 class DemoBackend:
@@ -97,10 +99,41 @@ async def serve_demo(paths: Sequence[str]) -> None:
         server.close()
 
 
+def make_demo_certificates(certs_dir: str, secret_name: str, hosts: Sequence[str]) -> list[str]:
+    """A demo CA and a certificate for `hosts` signed by it; keeps files that already exist.
+
+    Writes ``demo-ca.crt`` (for ``curl --cacert``) and ``<secret_name>.crt/.key``
+    (the key mode 0600), as ``--certs-dir`` expects them.
+    """
+    os.makedirs(certs_dir, exist_ok=True)
+    crt = os.path.join(certs_dir, f"{secret_name}.crt")
+    key = os.path.join(certs_dir, f"{secret_name}.key")
+    ca_crt = os.path.join(certs_dir, "demo-ca.crt")
+    if os.path.exists(crt) and os.path.exists(key) and os.path.exists(ca_crt):
+        return []
+    ca = generate_self_signed([], common_name="ingressd demo CA", days=3650, is_ca=True)
+    leaf_crt, leaf_key = generate_self_signed(hosts, common_name=hosts[0], issuer=ca)
+    with open(ca_crt, "wb") as handle:
+        handle.write(ca[0])
+    with open(crt, "wb") as handle:
+        handle.write(leaf_crt + ca[0])
+    descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(leaf_key)
+    return [ca_crt, crt, key]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingressd.demo")
     parser.add_argument("config", nargs="+", help="the ingressd config whose endpoints to serve")
+    parser.add_argument("--make-cert", nargs=3, metavar=("CERTS_DIR", "SECRET", "HOST"),
+                        help="only create the demo CA and a certificate for HOST, then exit")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.make_cert:
+        certs_dir, secret, host = args.make_cert
+        for path in make_demo_certificates(certs_dir, secret, [host]):
+            print(f"demo: wrote {path}")
+        return 0
     try:
         asyncio.run(serve_demo(args.config))
     except ConfigError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -62,8 +63,14 @@ def end_to_end(headers: Headers) -> list[tuple[bytes, bytes]]:
     return _without(headers, HOP_BY_HOP)
 
 
+_random = random.Random(os.urandom(32))
+# Worker processes must not repeat each other's ids.
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
+
+
 def new_request_id() -> bytes:
-    return os.urandom(16).hex().encode()
+    """32 hex digits.  Ids must be unique, not secret: a seeded PRNG, not a syscall each."""
+    return b"%032x" % _random.getrandbits(128)
 
 
 def request_id_of(headers: Headers) -> bytes:

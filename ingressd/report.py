@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .routes import Route, RouteTable
+from .tls import CertificateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ def rows(table: RouteTable) -> Iterator[Row]:
         yield Row("(any)", "(catch-all)", "defaultBackend", table.catch_all)
 
 
-def render_text(table: RouteTable) -> str:
+def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str:
     lines = [f"Ingresses served: {len(table.ingresses)}"]
     lines += [f"  {ref}" for ref in table.ingresses]
     table_rows = list(rows(table))
@@ -58,7 +59,17 @@ def render_text(table: RouteTable) -> str:
     if table.catch_all is None:
         lines.append("  (no catch-all: unmatched requests get 404)")
     lines.append(f"TLS hosts: {len(table.tls_hosts)}")
-    lines += [
-        f"  {tls.host}  → secret {tls.secret}  [ingress {tls.ingress}]" for tls in table.tls_hosts
-    ]
+    served = dict(certs.hosts) if certs is not None else {}
+    for tls in table.tls_hosts:
+        lines.append(f"  {tls.host}  → secret {tls.secret}  [ingress {tls.ingress}]")
+        certificate = served.get(tls.host)
+        if certificate is not None:
+            lines.append(
+                f"      certificate {certificate.name}: {certificate.subject}; "
+                f"SANs {', '.join(certificate.sans) or '(none)'}; "
+                f"expires {certificate.not_after:%Y-%m-%d}"
+            )
+    if certs is not None:
+        default = certs.default
+        lines.append(f"Default certificate: {default.subject}, expires {default.not_after:%Y-%m-%d}")
     return "\n".join(lines)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .balancer import RoundRobin
 from .config import load_config
+from .errors import ConfigError
 from .model import Config
 from .routes import Backend, Endpoint, RouteTable, compile_routes
+from .tls import Certificate, CertificateStore, build_store
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,6 +30,8 @@ class Settings:
     config_paths: tuple[str, ...]
     ingress_class: str | None = None
     certs_dir: str | None = None
+    default_cert: str | None = None
+    default_key: str | None = None
     trusted_proxies: tuple[Network, ...] = ()
     drain_timeout: float = 30.0
     max_connections: int = 10_000
@@ -46,6 +49,8 @@ class Runtime:
     config: Config
     table: RouteTable
     balancers: dict[int, RoundRobin]  # by id() of a Backend of `table`
+    certs: CertificateStore
+    tls_warnings: tuple[str, ...] = ()
     loaded_at: float = field(default_factory=time.time)
 
     def balancer(self, backend: Backend) -> RoundRobin:
@@ -56,12 +61,15 @@ class Runtime:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return (*self.config.warnings, *self.table.warnings)
+        return (*self.config.warnings, *self.table.warnings, *self.tls_warnings)
 
 
-def build_runtime(settings: Settings, paths: Sequence[str] | None = None) -> Runtime:
-    """Load, validate and compile; raises `ConfigError` with every problem."""
-    config = load_config(paths or settings.config_paths, certs_dir=settings.certs_dir)
+def build_runtime(settings: Settings, default_certificate: Certificate) -> Runtime:
+    """Load, validate and compile routes and certificates; `ConfigError` lists every problem."""
+    config = load_config(settings.config_paths, certs_dir=settings.certs_dir)
     table = compile_routes(config, ingress_class=settings.ingress_class)
+    certs = build_store(table.tls_hosts, config.secrets, default_certificate)
+    if certs.errors:
+        raise ConfigError(certs.errors)
     balancers = {id(b): RoundRobin(b.endpoints) for b in table.backends()}
-    return Runtime(config, table, balancers)
+    return Runtime(config, table, balancers, certs.store, tuple(certs.warnings))

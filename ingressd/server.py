@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .pool import Upstreams
 from .runtime import Runtime, Settings, build_runtime
 from .timers import TimerWheel
+from .tls import CertificateError, default_certificate, listener_context
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ProxyServer:
     def __init__(self, settings: Settings, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
         self.settings = settings
         self.runtime = runtime
+        self.default_certificate = runtime.certs.default
         self.loop = loop
         self.upstreams = Upstreams(loop)
         self.wheel = TimerWheel(loop)
@@ -83,7 +85,7 @@ class ProxyServer:
     def reload(self) -> bool:
         """Build a new runtime beside the old one and swap it in; on error keep the old."""
         try:
-            runtime = build_runtime(self.settings)
+            runtime = build_runtime(self.settings, self.default_certificate)
         except ConfigError as exc:
             self.stats.reloads_failed += 1
             for problem in exc.problems:
@@ -161,6 +163,15 @@ async def serve(
                 lambda: ClientConnection(server, http1.Listener(b"http", bound["http"][1])),
                 host, port, reuse_address=True, backlog=1024))  # fmt: skip
             bound["http"] = _bound_address(servers[-1])
+        if listeners.https is not None:
+            context = listener_context(server.default_certificate, lambda: server.runtime.certs)
+            host, port = listeners.https
+            servers.append(await loop.create_server(
+                lambda: ClientConnection(server, http1.Listener(b"https", bound["https"][1])),
+                host, port, ssl=context, ssl_handshake_timeout=settings.client_header_timeout,
+                reuse_address=True, backlog=1024))  # fmt: skip
+            bound["https"] = _bound_address(servers[-1])
+            server.https_port = bound["https"][1]
         if listeners.admin is not None:
             admin = AdminServer(server.admin_handlers())
             host, port = listeners.admin
@@ -188,6 +199,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         config_paths=tuple(args.config),
         ingress_class=args.ingress_class,
         certs_dir=args.certs_dir,
+        default_cert=args.default_cert,
+        default_key=args.default_key,
         trusted_proxies=tuple(args.trusted_proxies),
         drain_timeout=args.drain_timeout,
         max_connections=args.max_connections,
@@ -202,15 +215,18 @@ def run(args: argparse.Namespace) -> int:
     """The ``ingressd --config ...`` process: exit 1 on a bad config, 0 after a graceful stop."""
     settings = settings_from_args(args)
     try:
-        runtime = build_runtime(settings)
-    except ConfigError as exc:
+        runtime = build_runtime(settings, default_certificate(args.default_cert, args.default_key))
+    except (ConfigError, CertificateError, OSError) as exc:
+        if not isinstance(exc, ConfigError):
+            print(f"ingressd: default certificate: {exc}", file=sys.stderr)
+            return 1
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} error(s); not starting", file=sys.stderr)
         return 1
     for warning in runtime.warnings:
         logger.warning("%s", warning)
-    listeners = Listeners(http=args.http, https=None, admin=args.admin)
+    listeners = Listeners(http=args.http, https=args.https, admin=args.admin)
     try:
         uvloop.run(_main(settings, runtime, listeners))
     except OSError as exc:
