@@ -48,6 +48,7 @@ class ClientConnection(asyncio.Protocol):
         "_dispatching",
         "_paused",
         "_skip_end",
+        "bytes_written",
         "client_ip",
         "closing",
         "deadline",
@@ -84,6 +85,7 @@ class ClientConnection(asyncio.Protocol):
         self._dispatching = False
         self._batch_depth = 0
         self._out: list[bytes] = []
+        self.bytes_written = 0
 
     def __repr__(self) -> str:
         return f"<ClientConnection {self.client_ip} {self.phase.value}>"
@@ -99,6 +101,8 @@ class ClientConnection(asyncio.Protocol):
         if not self.server.connection_opened(self):
             transport.abort()
             return
+        if self.listener.scheme == b"https":
+            self.server.stats.tls_handshakes += 1
         self.deadline.start(self.server.settings.keepalive_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -209,7 +213,6 @@ class ClientConnection(asyncio.Protocol):
             self.phase = Phase.BODY
             self.deadline.start(self.server.settings.client_body_timeout)
         self.exchange = exchange = Exchange(self, head, self.server.runtime)
-        self.server.stats.requests += 1
         exchange.start()
 
     def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
@@ -271,6 +274,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.flush_upstream()
 
     def write(self, data: bytes) -> None:
+        self.bytes_written += len(data)
         if self._batch_depth:
             self._out.append(data)
             return

@@ -79,6 +79,11 @@ class Exchange:
         "response_parser",
         "route",
         "runtime",
+        "sent_mark",
+        "started",
+        "status",
+        "upstream_started",
+        "upstream_status",
         "tried",
         "upstream",
         "upstream_chunked",
@@ -106,6 +111,11 @@ class Exchange:
         self.client_chunked = False
         self.keep_client = head.keep_alive
         self.response_parser: ResponseParser | None = None
+        self.started = client.loop.time()
+        self.sent_mark = client.bytes_written
+        self.status = 0
+        self.upstream_status = 0
+        self.upstream_started = 0.0
         self.response_bytes = 0
         self.reused = False
         self.upstream_reusable = False
@@ -194,7 +204,7 @@ class Exchange:
         try:
             connection = await pool.connect(self.route.policy.connect_timeout)
         except (UpstreamUnavailable, UpstreamTimeout) as exc:
-            self.client.server.upstreams.health.mark_down(pool.endpoint, pool.loop.time())
+            self.client.server.endpoint_failed(pool.endpoint)
             logger.warning("%s (request %s)", exc, self.request_id.decode())
             self._retry_or_fail(exc)
             return
@@ -207,7 +217,8 @@ class Exchange:
         if self.phase is not Phase.CONNECTING:
             return
         if len(self.tried) < MAX_TRIES and self.body_sent == 0:
-            self.client.server.stats.retries += 1
+            assert self.endpoint is not None
+            self.client.server.stats.bump(self.client.server.stats.retries, str(self.endpoint))
             try:
                 self._connect_next()
             except IngressError:
@@ -221,6 +232,7 @@ class Exchange:
         connection.owner = self
         self.reused = connection.uses > 1
         self.phase = Phase.WAITING
+        self.upstream_started = self.client.loop.time()
         self.head_sent = False
         self.response_parser = ResponseParser(self.head.method)
         if not self.client.batching:
@@ -347,6 +359,7 @@ class Exchange:
         elif not keep:
             headers.append((b"connection", b"close"))
         self.phase = Phase.RESPONDING
+        self.status = self.upstream_status = status
         client.write(serialize_response_head(status, response.reason, headers))
 
     def _interim(self, response: ResponseHead) -> None:
@@ -385,6 +398,7 @@ class Exchange:
         upgrade = next((v for n, v in response.headers if n == b"upgrade"), self.head.upgrade or b"")
         headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
         self.phase = Phase.TUNNEL
+        self.status = self.upstream_status = 101
         self.client.write(serialize_response_head(101, response.reason, headers))
         leftover = self.response_parser.take_upgrade_leftover()
         if leftover:
@@ -502,6 +516,7 @@ class Exchange:
     def _answer(self, status: int, *, close: bool = False, extra: http1.Headers = ()) -> None:
         client = self.client
         keep = not close and self.keep_client and self.request_complete and not client.closing
+        self.status = status
         client.write(
             http1.simple_response(
                 status,
@@ -523,5 +538,6 @@ class Exchange:
             return
         self.phase = Phase.DONE
         self._close_upstream()
+        self.client.server.exchange_finished(self)
         self.client.exchange_done(self, keep_client)
 

@@ -5,11 +5,18 @@ Owns: the rows of the table and their text rendering.  Pure.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from .balancer import PassiveHealth
 from .routes import Route, RouteTable
-from .tls import CertificateStore
+from .tls import Certificate, CertificateStore
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +80,55 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
         default = certs.default
         lines.append(f"Default certificate: {default.subject}, expires {default.not_after:%Y-%m-%d}")
     return "\n".join(lines)
+
+
+def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
+    """``/routes``: the compiled table, endpoint health, TLS hosts, config hash and load time."""
+    down = set(health.down(now))
+    certs = dict(runtime.certs.hosts)
+    document = {
+        "config_hash": runtime.config.digest,
+        "loaded_at": datetime.fromtimestamp(runtime.loaded_at, UTC).isoformat(),
+        "files": list(runtime.config.files),
+        "ingresses": [str(ref) for ref in runtime.table.ingresses],
+        "routes": [
+            {
+                "host": row.host,
+                "path": row.path,
+                "path_type": row.path_type,
+                "ingress": str(row.route.ingress),
+                "service": str(row.route.backend.service),
+                "port": row.route.backend.port,
+                "https_redirect": row.route.https_redirect,
+                "endpoints": [
+                    {"address": str(e), "state": "down" if e in down else "up"}
+                    for e in row.route.backend.endpoints
+                ],
+                "problem": row.route.backend.problem,
+            }
+            for row in rows(runtime.table)
+        ],
+        "tls": [
+            {
+                "host": tls.host,
+                "secret": str(tls.secret),
+                "ingress": str(tls.ingress),
+                "certificate": _certificate_json(certs.get(tls.host)),
+            }
+            for tls in runtime.table.tls_hosts
+        ],
+        "default_certificate": _certificate_json(runtime.certs.default),
+        "warnings": list(runtime.warnings),
+    }
+    return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _certificate_json(certificate: Certificate | None) -> dict[str, object] | None:
+    if certificate is None:
+        return None
+    return {
+        "name": certificate.name,
+        "subject": certificate.subject,
+        "sans": list(certificate.sans),
+        "not_after": certificate.not_after.isoformat(),
+    }

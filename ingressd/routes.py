@@ -67,6 +67,11 @@ class Route:
     policy: IngressPolicy
     https_redirect: bool = False
 
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        """(namespace, ingress, service): the metric labels of this route."""
+        return (self.ingress.namespace, self.ingress.name, self.backend.service.name)
+
 
 class _Node:
     """A Prefix-trie node: one path segment."""

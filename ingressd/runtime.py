@@ -36,6 +36,8 @@ class Settings:
     drain_timeout: float = 30.0
     max_connections: int = 10_000
     https_redirect_port: int | None = None
+    access_log: str | None = None  # a path, "-" for standard output, None for off
+    log_format: str = "text"
     client_header_timeout: float = 60.0
     client_body_timeout: float = 60.0
     keepalive_timeout: float = 75.0

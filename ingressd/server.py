@@ -17,32 +17,31 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import http1
 from .admin import AdminResponse, AdminServer
+from .accesslog import AccessLog
 from .downstream import ClientConnection
 from .errors import ConfigError
+from .metrics import Stats, exposition, method_class
+from .report import render_json
+from .routes import Endpoint
 from .pool import Upstreams
 from .runtime import Runtime, Settings, build_runtime
 from .timers import TimerWheel
 from .tls import CertificateError, default_certificate, listener_context
 
+if TYPE_CHECKING:
+    from .proxy import Exchange
+
 logger = logging.getLogger(__name__)
 
+_NO_ROUTE = ("", "", "")
 Address = tuple[str, int]
-
-
-@dataclass
-class Stats:
-    """Counters the data path bumps with a plain integer add (read at scrape time)."""
-
-    requests: int = 0
-    retries: int = 0
-    reloads_ok: int = 0
-    reloads_failed: int = 0
 
 
 class ProxyServer:
@@ -57,6 +56,7 @@ class ProxyServer:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stats = Stats()
         self.https_port = 443
+        self.access_log: AccessLog | None = None
         self.stopping = False
         self._all_closed = asyncio.Event()
         self._all_closed.set()
@@ -80,6 +80,44 @@ class ProxyServer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    # --- per-request bookkeeping ----------------------------------------------------
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        """Count the request and write its access-log line (the one place that does)."""
+        now = self.loop.time()
+        route = exchange.route
+        labels = route.labels if route is not None else _NO_ROUTE
+        upstream_seconds = now - exchange.upstream_started if exchange.upstream_started else None
+        sent = exchange.client.bytes_written - exchange.sent_mark
+        head = exchange.head
+        self.stats.count_request(
+            labels, method_class(head.method), exchange.status, now - exchange.started,
+            upstream_seconds, exchange.body_received, sent,
+        )  # fmt: skip
+        if self.access_log is not None:
+            referer = agent = b""
+            for name, value in head.headers:
+                if name == b"referer":
+                    referer = value
+                elif name == b"user-agent":
+                    agent = value
+            self.access_log.log(
+                exchange.client.client_ip, head.method, head.target, head.version,
+                exchange.status, sent, referer, agent, now - exchange.started,
+                str(exchange.endpoint) if exchange.endpoint else "", exchange.upstream_status,
+                upstream_seconds, exchange.request_id,
+                f"{labels[0]}/{labels[1]}" if labels[1] else "", labels[2],
+            )  # fmt: skip
+
+    def endpoint_failed(self, endpoint: Endpoint) -> None:
+        """A connect failed: passive health marks the endpoint down (an ejection)."""
+        stats = self.stats
+        stats.bump(stats.connect_errors, str(endpoint))
+        if self.upstreams.health.is_up(endpoint, self.loop.time()):
+            stats.bump(stats.ejections, str(endpoint))
+            logger.warning("endpoint %s marked down for 10 s after a failed connect", endpoint)
+        self.upstreams.health.mark_down(endpoint, self.loop.time())
+
     # --- reload --------------------------------------------------------------------
 
     def reload(self) -> bool:
@@ -88,6 +126,7 @@ class ProxyServer:
             runtime = build_runtime(self.settings, self.default_certificate)
         except ConfigError as exc:
             self.stats.reloads_failed += 1
+            logger.error("reload of %s failed", ", ".join(self.settings.config_paths))
             for problem in exc.problems:
                 logger.error("reload: %s", problem)
             logger.error("reload failed with %d error(s); still serving the previous configuration",
@@ -95,6 +134,7 @@ class ProxyServer:
             return False
         self.swap(runtime)
         self.stats.reloads_ok += 1
+        self.stats.last_reload_ok = runtime.loaded_at
         for warning in runtime.warnings:
             logger.warning("%s", warning)
         logger.info("reloaded: %d ingresses, config %s", len(runtime.table.ingresses),
@@ -128,11 +168,17 @@ class ProxyServer:
     # --- admin ---------------------------------------------------------------------
 
     def admin_handlers(self) -> dict[str, Callable[[], AdminResponse]]:
+        metrics = exposition(self)
         return {
             "/healthz": lambda: AdminResponse(200, b"ok\n"),
             "/readyz": lambda: AdminResponse(200, b"ready\n")
-            if self.runtime is not None
+            if self.runtime is not None and not self.stopping
             else AdminResponse(503, b"not ready\n"),
+            "/metrics": lambda: AdminResponse(200, metrics(), CONTENT_TYPE_LATEST.encode()),
+            "/routes": lambda: AdminResponse(
+                200, render_json(self.runtime, self.upstreams.health, self.loop.time()),
+                b"application/json",
+            ),
         }
 
 
@@ -154,6 +200,8 @@ async def serve(
     """Serve until `shutdown_trigger()` returns, then stop gracefully."""
     loop = asyncio.get_running_loop()
     server = ProxyServer(settings, runtime, loop)
+    if settings.access_log is not None:
+        server.access_log = AccessLog(settings.access_log, settings.log_format, loop)
     servers: list[asyncio.Server] = []
     bound: dict[str, Address] = {}
     try:
@@ -186,6 +234,8 @@ async def serve(
         await server.drain()
         for listener in servers:
             await listener.wait_closed()
+        if server.access_log is not None:
+            server.access_log.close()
     return server
 
 
@@ -205,6 +255,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         drain_timeout=args.drain_timeout,
         max_connections=args.max_connections,
         https_redirect_port=args.https_redirect_port,
+        access_log=None if args.access_log == "off" else args.access_log,
+        log_format=args.log_format,
         client_header_timeout=args.client_header_timeout,
         client_body_timeout=args.client_body_timeout,
         keepalive_timeout=args.keepalive_timeout,
@@ -243,6 +295,8 @@ async def _main(settings: Settings, runtime: Runtime, listeners: Listeners) -> N
     def on_ready(server: ProxyServer, bound: dict[str, Address]) -> None:
         holder.append(server)
         loop.add_signal_handler(signal.SIGHUP, server.reload)
+        if server.access_log is not None:
+            loop.add_signal_handler(signal.SIGUSR1, server.access_log.reopen)
         for name, (host, port) in bound.items():
             print(f"ingressd: {name} listening on {host}:{port}", flush=True)
 
@@ -251,6 +305,6 @@ async def _main(settings: Settings, runtime: Runtime, listeners: Listeners) -> N
     try:
         await serve(settings, runtime, listeners, shutdown_trigger=stop.wait, on_ready=on_ready)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(signum)
     logger.info("stopped")
