@@ -115,13 +115,32 @@ ResponseEvent: TypeAlias = ResponseHead | Body | EndOfMessage
 # RequestHead here, the largest single cost of parsing a request.  Setting the
 # slots through their descriptors builds the same immutable object in 0.7 µs.
 _new = object.__new__
-(_rq_method, _rq_target, _rq_version, _rq_headers, _rq_keep, _rq_framing, _rq_length) = (
-    RequestHead.__dict__[name].__set__ for name in RequestHead.__slots__[:7]
-)
-_rq_expect, _rq_upgrade = (RequestHead.__dict__[name].__set__ for name in RequestHead.__slots__[7:])
-(_rs_status, _rs_reason, _rs_version, _rs_headers, _rs_keep, _rs_framing, _rs_length) = (
-    ResponseHead.__dict__[name].__set__ for name in ResponseHead.__slots__
-)
+
+
+def _slot_setters(cls: type) -> list[Callable[[Any, Any], None]]:
+    return [cls.__dict__[name].__set__ for name in cls.__dict__["__slots__"]]
+
+
+[
+    _rq_method,
+    _rq_target,
+    _rq_version,
+    _rq_headers,
+    _rq_keep,
+    _rq_framing,
+    _rq_length,
+    _rq_expect,
+    _rq_upgrade,
+] = _slot_setters(RequestHead)
+[
+    _rs_status,
+    _rs_reason,
+    _rs_version,
+    _rs_headers,
+    _rs_keep,
+    _rs_framing,
+    _rs_length,
+] = _slot_setters(ResponseHead)
 
 
 def _request_head(
@@ -381,6 +400,8 @@ class _ChunkedReader(_BodyReader):
         if end < 0:
             if len(buf) - pos > self._max_trailers:
                 raise self._fail("trailer section too large", 431)
+            if _BARE_LF.search(buf, pos) is not None:
+                raise self._fail("bare LF in trailer section", 400)
             return -1
         if end - pos > self._max_trailers:
             raise self._fail("trailer section too large", 431)
@@ -587,6 +608,10 @@ class _Framer:
             parser.feed_data(head)
         except httptools.HttpParserUpgrade:
             pass  # CONNECT, Upgrade or 101: llhttp pauses after the head, all it was given
+        except httptools.HttpParserInvalidMethodError as exc:
+            # The request line already proved the method a token: it is one llhttp
+            # does not know (RFC 9110 §9.1: 501).
+            raise self.fail("method not implemented", 501) from exc
         except httptools.HttpParserError as exc:
             # llhttp reports its pause after a 101 without Upgrade headers as an error
             # once the message is complete; any other error is a malformed head.

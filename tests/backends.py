@@ -4,11 +4,16 @@
   /bytes/N        N deterministic bytes with Content-Length (streamed)
   /chunked/N      N deterministic bytes, chunked
   /upload         reads the body, answers {"length", "sha256"}
+  /slow-upload/S  waits S seconds before reading the body, then as /upload
   /sleep/S        waits S seconds, then answers
   /status/N       answers status N
   /ws             WebSocket handshake (101), then echoes raw bytes
+  /hop-headers    JSON echo, with hop-by-hop headers (Connection naming X-Backend-Hop,
+                  Keep-Alive, Proxy-Connection) a proxy must not pass on
   anything else   JSON echo: name, method, target, headers, body length
-Each backend counts the TCP connections it accepted, so tests can assert reuse.
+HEAD /bytes/N answers the head of GET /bytes/N (Content-Length: N) and no body.
+Each backend counts the TCP connections it accepted, so tests can assert reuse, and
+the requests whose body it received completely (`completed`).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ class Backend:
         self.name = name
         self.connections = 0
         self.requests = 0
+        self.completed = 0  # requests read to their end (body included)
         self.port = 0
         self.received: list[h11.Request] = []
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def start(self, port: int = 0) -> Backend:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", port)
@@ -53,12 +60,20 @@ class Backend:
             self._server.close()
             for writer in list(self._writers):
                 writer.close()
+            # Handlers still running (a /sleep, a tunnel) end now, not after the loop closed.
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         try:
             await self._serve(conn, reader, writer)
@@ -66,6 +81,8 @@ class Backend:
             pass
         finally:
             self._writers.discard(writer)
+            if task is not None:
+                self._tasks.discard(task)
             writer.close()
 
     async def _next(self, conn: h11.Connection, reader: asyncio.StreamReader) -> object:
@@ -89,6 +106,8 @@ class Backend:
                 await self._websocket(conn, event, reader, writer)
                 return
             if path == "/upload" or not path.startswith(("/bytes/", "/chunked/", "/sleep/")):
+                if path.startswith("/slow-upload/"):
+                    await asyncio.sleep(float(path.rsplit("/", 1)[1]))
                 length, digest = 0, hashlib.sha256()
                 while True:
                     part = await self._next(conn, reader)
@@ -102,6 +121,7 @@ class Backend:
                 while not isinstance(await self._next(conn, reader), h11.EndOfMessage):
                     pass
                 body = {}
+            self.completed += 1
             await self._respond(conn, event, path, body, writer)
             if conn.our_state is h11.MUST_CLOSE:
                 return
@@ -121,6 +141,10 @@ class Backend:
             if path.startswith("/bytes/"):
                 headers.append(("content-length", str(size)))
             writer.write(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+            if request.method == b"HEAD":
+                writer.write(conn.send(h11.EndOfMessage()) or b"")
+                await writer.drain()
+                return
             data = pattern(size)
             for offset in range(0, size, CHUNK):
                 writer.write(conn.send(h11.Data(data=data[offset : offset + CHUNK])) or b"")
@@ -144,6 +168,10 @@ class Backend:
         ).encode()
         no_body = request.method == b"HEAD" or status in (204, 304)
         headers = [("content-type", "application/json"), ("x-backend", self.name)]
+        if path == "/hop-headers":
+            headers += [("connection", "keep-alive, x-backend-hop"),
+                        ("keep-alive", "timeout=5, max=100"), ("x-backend-hop", "secret"),
+                        ("proxy-connection", "keep-alive"), ("x-end-to-end", "kept")]  # fmt: skip
         if not no_body:
             headers.append(("content-length", str(len(body))))
         writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
@@ -165,8 +193,8 @@ class Backend:
         )
         response = h11.InformationalResponse(
             status_code=101,
-            headers=[("upgrade", "websocket"), ("connection", "Upgrade"),
-                     ("sec-websocket-accept", accept)],
+            headers=[(b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
+                     (b"sec-websocket-accept", accept)],
         )  # fmt: skip
         writer.write(conn.send(response) or b"")
         await writer.drain()

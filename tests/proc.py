@@ -18,6 +18,7 @@ class Ingressd:
     """``python -m ingressd`` with http/admin on port 0; stdout/stderr collected."""
 
     def __init__(self, config: Path | str, *extra: str, https: bool = False) -> None:
+        self.config = Path(config)
         self.args = [
             sys.executable, "-m", "ingressd", "--config", str(config),
             "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
@@ -28,13 +29,17 @@ class Ingressd:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
 
-    def start(self, timeout: float = 15.0, listeners: tuple[str, ...] = ("http", "admin")) -> Ingressd:
+    def start(
+        self, timeout: float = 15.0, listeners: tuple[str, ...] = ("http", "admin")
+    ) -> Ingressd:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         self.wait_for(lambda: all(name in self.ports for name in listeners), timeout,
                       what=f"listeners {listeners}")  # fmt: skip
         return self
@@ -97,6 +102,19 @@ class Ingressd:
             self.proc.kill()
             self.proc.wait()
             raise
+        finally:
+            self._close_output()
+
+    def _close_output(self) -> None:
+        """After the exit: read the last lines, then close the pipe (no ResourceWarning)."""
+        assert self.proc is not None
+        if self._reader is not None:
+            self._reader.join(5.0)
+        if self.proc.stdout is not None and not self._reader_alive():
+            self.proc.stdout.close()
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/status") as status:
