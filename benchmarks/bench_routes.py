@@ -506,24 +506,35 @@ class Result:
     warnings: int = 0
     load_s: float = 0.0
     compile_s: float = 0.0
+    compile_nogc_s: float = 0.0
     config_mb: float = 0.0
     config_peak_mb: float = 0.0
     table_mb: float = 0.0
     table_peak_mb: float = 0.0
-    lookup_ns: float = float("inf")
+    lookup_samples: list[float] = field(default_factory=list)  # ns per lookup, one per pass
     table: RouteTable | None = None
     requests: list[Request] = field(default_factory=list)
 
+    @property
+    def lookup_ns(self) -> float:
+        return min(self.lookup_samples)
 
-def best_of(repeat: int, fn: Callable[[], T]) -> tuple[float, T]:
+
+def best_of(repeat: int, fn: Callable[[], T], *, collect: bool = True) -> tuple[float, T]:
+    """Best wall time of `repeat` runs; ``collect=False`` times with the cyclic GC disabled."""
     best = float("inf")
     result: T | None = None
     for _ in range(repeat):
         result = None  # let the previous result go before the next run
         gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
+        if not collect:
+            gc.disable()
+        try:
+            start = time.perf_counter()
+            result = fn()
+            best = min(best, time.perf_counter() - start)
+        finally:
+            gc.enable()
     assert result is not None
     return best, result
 
@@ -559,14 +570,17 @@ def measure(size: int, directory: str, repeat: int) -> tuple[Result, Config]:
 
     load_repeat = repeat if size < TARGET_SIZE else 1
     result.load_s, config = best_of(load_repeat, load)
-    result.compile_s, table = best_of(
-        repeat, lambda: compile_routes(config, ingress_class=INGRESS_CLASS)
-    )
+
+    def compile_() -> RouteTable:
+        return compile_routes(config, ingress_class=INGRESS_CLASS)
+
+    result.compile_s, table = best_of(repeat, compile_)
+    del table
+    # Diagnostic: how much of compile is the cyclic GC scanning the live heap (the Config).
+    result.compile_nogc_s, table = best_of(repeat, compile_, collect=False)
     del table
     result.config_mb, result.config_peak_mb, _ = traced(load)
-    result.table_mb, result.table_peak_mb, table = traced(
-        lambda: compile_routes(config, ingress_class=INGRESS_CLASS)
-    )
+    result.table_mb, result.table_peak_mb, table = traced(compile_)
     result.table = table
     result.ingresses = len(table.ingresses)
     result.routes = count_routes(table)
@@ -576,20 +590,46 @@ def measure(size: int, directory: str, repeat: int) -> tuple[Result, Config]:
     return result, config
 
 
-def print_profile(title: str, fn: Callable[[], object], sort: str, limit: int = 10) -> None:
+def print_profile(
+    title: str, fn: Callable[[], object], sorts: Sequence[str], *, collect: bool = True
+) -> None:
+    """Profile one call of `fn`; print its top 10 entries for each sort key."""
     profiler = cProfile.Profile()
     gc.collect()
-    profiler.enable()
-    fn()
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.strip_dirs().sort_stats(sort).print_stats(limit)
-    body = out.getvalue()
-    # Drop the "Ordered by"/"List reduced" preamble lines down to the column header.
-    start = body.find("   ncalls")
-    print(f"\n{title} (cProfile, top {limit} by {sort})")
-    print(body[start:].rstrip() if start >= 0 else body.rstrip())
+    if not collect:
+        gc.disable()
+    try:
+        profiler.enable()
+        fn()
+        profiler.disable()
+    finally:
+        gc.enable()
+    for sort in sorts:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.strip_dirs().sort_stats(sort).print_stats(10)
+        body = out.getvalue()
+        # Drop the preamble ("Ordered by", "List reduced") down to the column header.
+        start = body.find("   ncalls")
+        print(f"\n{title} (cProfile, top 10 by {sort})")
+        print(body[start:].rstrip() if start >= 0 else body.rstrip())
+
+
+def profile(size: int, directory: str, config: Config, *, load_dominates: bool) -> None:
+    if load_dominates:
+        certs = os.path.join(directory, "certs")
+        print_profile(
+            f"load_config at {size:,} Ingresses",
+            partial(load_config, [directory], certs_dir=certs),
+            ("cumulative", "tottime"),
+        )
+    # GC off: a full collection would be charged to whichever function happens to allocate.
+    print_profile(
+        f"compile_routes at {size:,} Ingresses, GC disabled",
+        partial(compile_routes, config, ingress_class=INGRESS_CLASS),
+        ("tottime",),
+        collect=False,
+    )
 
 
 # --- report -----------------------------------------------------------------------
@@ -621,10 +661,14 @@ def report(results: list[Result]) -> None:
     )
     print("table MB / config MB: tracemalloc, memory still held after compile_routes / load_config")
     for r in results:
+        samples = sorted(r.lookup_samples)
         print(
             f"  size {r.size}: {r.manifest.documents} documents, "
             f"{r.manifest.size_bytes / MB:.1f} MB of YAML, {r.warnings} warnings; "
-            f"peak during load {r.config_peak_mb:.1f} MB, during compile {r.table_peak_mb:.1f} MB"
+            f"peak during load {r.config_peak_mb:.1f} MB, during compile {r.table_peak_mb:.1f} MB; "
+            f"compile with GC disabled {r.compile_nogc_s:.3f} s; "
+            f"lookup ns best/median/worst {samples[0]:.0f}/{samples[len(samples) // 2]:.0f}/"
+            f"{samples[-1]:.0f}"
         )
 
     target = next((r for r in results if r.size == TARGET_SIZE), None)
@@ -676,6 +720,13 @@ def report(results: list[Result]) -> None:
         )
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def parse_sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(part) for part in text.split(",") if part.strip()})
@@ -708,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"bench_routes: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, sizes {args.sizes}"
     )
+    print(f"load average: {_loadavg()}")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-routes-") as tmp:
         for size in args.sizes:
@@ -722,31 +774,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             results.append(result)
             if size == TARGET_SIZE and not args.no_profile:
-                if result.load_s > result.compile_s:
-                    print_profile(
-                        f"load_config at {size:,} Ingresses",
-                        partial(
-                            load_config, [directory], certs_dir=os.path.join(directory, "certs")
-                        ),
-                        "cumulative",
-                    )
-                print_profile(
-                    f"compile_routes at {size:,} Ingresses",
-                    partial(compile_routes, config, ingress_class=INGRESS_CLASS),
-                    "tottime",
-                )
+                profile(size, directory, config, load_dominates=result.load_s > result.compile_s)
             del config
 
     # Interleave the sizes so machine noise (2 shared cores) hits them alike.
     print(
         f"\nlookups: {LOOKUP_REPEATS} rounds x {len(results)} sizes x {LOOKUPS:,} ...", flush=True
     )
+    print(f"load average before lookups: {_loadavg()}")
     for _ in range(LOOKUP_REPEATS):
         for r in results:
             assert r.table is not None
             gc.collect()
             elapsed = time_lookups(r.table, r.requests)
-            r.lookup_ns = min(r.lookup_ns, elapsed / len(r.requests) * 1e9)
+            r.lookup_samples.append(elapsed / len(r.requests) * 1e9)
     report(results)
     return 0
 

@@ -37,7 +37,15 @@ class Phase(enum.Enum):
     BODY = "body"  # request body arriving: body timeout between reads
     WAITING = "waiting"  # request read, response under way
     TUNNEL = "tunnel"
+    LINGER = "linger"  # answered and half-closed; discarding the rest of the request
     CLOSED = "closed"
+
+
+# Lingering close (RFC 9112 §9.6, nginx's lingering_close): after answering a request
+# that was not read to its end, read and discard for a while before closing, so the
+# client's TCP stack does not throw the answer away on a reset.
+_LINGER_IDLE = 2.0
+_LINGER_TOTAL = 30.0
 
 
 class ClientConnection(asyncio.Protocol):
@@ -47,6 +55,7 @@ class ClientConnection(asyncio.Protocol):
         "_out",
         "_dispatching",
         "_paused",
+        "_linger_until",
         "_skip_end",
         "bytes_written",
         "client_ip",
@@ -86,6 +95,7 @@ class ClientConnection(asyncio.Protocol):
         self._batch_depth = 0
         self._out: list[bytes] = []
         self.bytes_written = 0
+        self._linger_until = 0.0
 
     def __repr__(self) -> str:
         return f"<ClientConnection {self.client_ip} {self.phase.value}>"
@@ -113,6 +123,10 @@ class ClientConnection(asyncio.Protocol):
             self.end_batch()
 
     def _data_received(self, data: bytes) -> None:
+        if self.phase is Phase.LINGER:
+            if self.loop.time() < self._linger_until:
+                self.deadline.start(_LINGER_IDLE)
+            return
         if self.phase is Phase.TUNNEL:
             assert self.exchange is not None
             self.exchange.tunnel_from_client(data)
@@ -132,6 +146,8 @@ class ClientConnection(asyncio.Protocol):
         self._dispatch(events)
 
     def eof_received(self) -> bool:
+        if self.phase is Phase.LINGER:
+            return False
         if self.phase is Phase.TUNNEL and self.exchange is not None:
             self.exchange.tunnel_client_eof()
             return True
@@ -317,12 +333,22 @@ class ClientConnection(asyncio.Protocol):
             self.exchange.tunnel_from_client(leftover)
 
     def close(self) -> None:
-        """Close after what was written is flushed."""
+        """Close after what was written is flushed; linger if the request was not read to its end."""
         self.closing = True
         if self._out:
             self._write_out()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.phase is Phase.LINGER:
+            return
+        if self.phase in (Phase.HEAD, Phase.BODY) and transport.can_write_eof():
+            self.phase = Phase.LINGER
+            self._linger_until = self.loop.time() + _LINGER_TOTAL
+            transport.write_eof()
+            self._paused = 0
+            transport.resume_reading()
+            self.deadline.start(_LINGER_IDLE)
+            return
+        transport.close()
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the current response."""
@@ -345,7 +371,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         phase = self.phase
-        if phase is Phase.IDLE:
+        if phase is Phase.LINGER:
+            if self.transport is not None:
+                self.transport.abort()
+        elif phase is Phase.IDLE:
             self.close()
         elif self.exchange is not None and (
             phase is not Phase.BODY or self._paused & _PAUSE_UPSTREAM
