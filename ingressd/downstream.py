@@ -62,6 +62,7 @@ class ClientConnection(asyncio.Protocol):
         "closing",
         "deadline",
         "exchange",
+        "forwarded",
         "listener",
         "loop",
         "parser",
@@ -79,6 +80,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.trusted: tuple[http1.Network, ...] | None = None
+        self.forwarded: list[tuple[bytes, bytes]] = []
         settings = server.settings
         self.parser = RequestParser(
             max_line=settings.max_request_line, max_headers_size=settings.max_header_bytes
@@ -108,6 +110,7 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = peer[0] if peer else ""
         networks = self.server.settings.trusted_proxies
         self.trusted = networks if http1.is_trusted(self.client_ip, networks) else None
+        self.forwarded = http1.connection_forwarded(self.client_ip, self.listener)
         if not self.server.connection_opened(self):
             transport.abort()
             return

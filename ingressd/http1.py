@@ -15,7 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Final, NamedTuple
 
 from .errors import ProtocolError
 
@@ -83,8 +83,7 @@ def request_id_of(headers: Headers) -> bytes:
     return new_request_id()
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """Where a request goes: routing host (lower-case, no port), path for routing, wire target."""
 
     host: str
@@ -165,6 +164,17 @@ def is_trusted(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in network for network in networks)
 
 
+def connection_forwarded(client_ip: str, listener: Listener) -> list[tuple[bytes, bytes]]:
+    """The forwarded headers that are the same for every request of an untrusted connection."""
+    client = client_ip.encode()
+    return [
+        (b"x-real-ip", client),
+        (b"x-forwarded-for", client),
+        (b"x-forwarded-port", str(listener.port).encode()),
+        (b"x-forwarded-proto", listener.scheme),
+    ]
+
+
 def forwarded_headers(
     headers: Headers,
     client_ip: str,
@@ -181,13 +191,7 @@ def forwarded_headers(
     client = client_ip.encode()
     port = str(listener.port).encode()
     if trusted_networks is None:
-        return [
-            (b"x-real-ip", client),
-            (b"x-forwarded-for", client),
-            (b"x-forwarded-host", host_header),
-            (b"x-forwarded-port", port),
-            (b"x-forwarded-proto", listener.scheme),
-        ]
+        return [*connection_forwarded(client_ip, listener), (b"x-forwarded-host", host_header)]
     incoming = {n: v for n, v in headers if n.startswith(b"x-forwarded-")}
     chain = [a.strip() for a in incoming.get(b"x-forwarded-for", b"").split(b",") if a.strip()]
     chain.append(client)

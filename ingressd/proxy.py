@@ -166,9 +166,12 @@ class Exchange:
     def _upstream_head(self, target: http1.Target) -> bytes:
         head = self.head
         client = self.client
-        forwarded = http1.forwarded_headers(
-            head.headers, client.client_ip, client.listener, target.host_header, client.trusted
-        )
+        if client.trusted is None:
+            forwarded = [*client.forwarded, (b"x-forwarded-host", target.host_header)]
+        else:
+            forwarded = http1.forwarded_headers(
+                head.headers, client.client_ip, client.listener, target.host_header, client.trusted
+            )
         headers = http1.upstream_headers(head.headers, forwarded, self.request_id)
         headers.insert(0, (b"host", target.host_header))
         if head.framing is Framing.LENGTH:

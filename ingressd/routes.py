@@ -165,7 +165,6 @@ class RouteTable:
                 yield route.backend
 
 
-_DOT_SEGMENTS: Final = re.compile(r"%[0-9A-Fa-f]{2}|/\.|//")
 _UNRESERVED: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 )
@@ -179,10 +178,8 @@ def normalize_path(path: str) -> str:
     different route than ``/admin``.  ``%2F`` stays encoded: it is not a
     separator.  Paths without ``%``, ``/.`` or ``//`` are returned as they are.
     """
-    query = path.find("?")
-    if query >= 0:
-        path = path[:query]
-    if _DOT_SEGMENTS.search(path) is None:
+    path = path.partition("?")[0]
+    if "%" not in path and "/." not in path and "//" not in path:
         return path
     return _remove_dot_segments(_decode_unreserved(path))
 
