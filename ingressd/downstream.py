@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -50,6 +51,7 @@ _LINGER_TOTAL = 30.0
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
+        "__weakref__",
         "_backlog",
         "_batch_depth",
         "_out",
@@ -63,6 +65,7 @@ class ClientConnection(asyncio.Protocol):
         "deadline",
         "exchange",
         "forwarded",
+        "handshake",
         "listener",
         "loop",
         "parser",
@@ -81,6 +84,7 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = ""
         self.trusted: tuple[http1.Network, ...] | None = None
         self.forwarded: list[tuple[bytes, bytes]] = []
+        self.handshake: weakref.ref[ClientConnection] | None = None  # set for TLS listeners
         settings = server.settings
         self.parser = RequestParser(
             max_line=settings.max_request_line, max_headers_size=settings.max_header_bytes
@@ -114,8 +118,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.server.connection_opened(self):
             transport.abort()
             return
-        if self.listener.scheme == b"https":
-            self.server.stats.tls_handshakes += 1
+
         self.deadline.start(self.server.settings.keepalive_timeout)
 
     def data_received(self, data: bytes) -> None:

@@ -9,6 +9,7 @@ them and the server's live state into ``ingressd_*`` metric families when
 from __future__ import annotations
 
 import bisect
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -189,6 +190,10 @@ class Collector(_Collector):
         yield family
 
     def _tls(self) -> Iterator[Metric]:
+        # A failed handshake leaves its connection objects in a reference cycle inside
+        # uvloop; collecting cycles here (once per scrape) lets their weak references
+        # report the failure (see ProxyServer.handshake_started).
+        gc.collect()
         stats = self.server.stats
         yield CounterMetricFamily(
             "ingressd_tls_handshakes", "Completed TLS handshakes.", value=stats.tls_handshakes

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal
 import sys
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,17 +59,35 @@ class ProxyServer:
         self.https_port = 443
         self.access_log: AccessLog | None = None
         self.stopping = False
+        self._handshaking: set[weakref.ref[ClientConnection]] = set()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
     # --- connections -------------------------------------------------------------
 
     def connection_opened(self, connection: ClientConnection) -> bool:
+        if connection.handshake is not None:
+            self._handshaking.discard(connection.handshake)
+            self.stats.tls_handshakes += 1
         if self.stopping or len(self.connections) >= self.settings.max_connections:
             return False
         self.connections.add(connection)
         self._all_closed.clear()
         return True
+
+    def handshake_started(self, connection: ClientConnection) -> ClientConnection:
+        """A TLS connection's protocol exists before its handshake: if it dies unconnected,
+        the handshake failed (uvloop reports that nowhere else)."""
+        reference = weakref.ref(connection, self._handshake_gone)
+        self._handshaking.add(reference)
+        connection.handshake = reference
+        return connection
+
+    def _handshake_gone(self, reference: weakref.ref[ClientConnection]) -> None:
+        if reference in self._handshaking:
+            self._handshaking.discard(reference)
+            self.stats.tls_handshake_errors += 1
+            logger.debug("TLS handshake failed")
 
     def connection_closed(self, connection: ClientConnection) -> None:
         self.connections.discard(connection)
@@ -215,7 +234,8 @@ async def serve(
             context = listener_context(server.default_certificate, lambda: server.runtime.certs)
             host, port = listeners.https
             servers.append(await loop.create_server(
-                lambda: ClientConnection(server, http1.Listener(b"https", bound["https"][1])),
+                lambda: server.handshake_started(
+                    ClientConnection(server, http1.Listener(b"https", bound["https"][1]))),
                 host, port, ssl=context, ssl_handshake_timeout=settings.client_header_timeout,
                 reuse_address=True, backlog=1024))  # fmt: skip
             bound["https"] = _bound_address(servers[-1])
