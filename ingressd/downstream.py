@@ -116,7 +116,11 @@ class ClientConnection(asyncio.Protocol):
         self.trusted = networks if http1.is_trusted(self.client_ip, networks) else None
         self.forwarded = http1.connection_forwarded(self.client_ip, self.listener)
         if not self.server.connection_opened(self):
-            transport.abort()
+            # Over --max-connections (or stopping): say so and close, like a full queue.
+            self.phase = Phase.CLOSED
+            self.closing = True
+            transport.write(http1.simple_response(503, keep_alive=False))
+            transport.close()
             return
 
         self.deadline.start(self.server.settings.keepalive_timeout)

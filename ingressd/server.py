@@ -66,6 +66,7 @@ class ProxyServer:
     # --- connections -------------------------------------------------------------
 
     def connection_opened(self, connection: ClientConnection) -> bool:
+        """Admit a new client connection, unless stopping or at --max-connections."""
         if connection.handshake is not None:
             self._handshaking.discard(connection.handshake)
             self.stats.tls_handshakes += 1
