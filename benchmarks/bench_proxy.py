@@ -255,9 +255,11 @@ def report(results: dict[str, Result]) -> None:
     ing, ngx = results["ingressd"], results["nginx"]
     med = statistics.median
     rows = [
-        ("req/s", med(ing.rps), med(ngx.rps), med(ing.rps) / med(ngx.rps), ">= 0.5", lambda r: r >= 0.5),
+        ("req/s", med(ing.rps), med(ngx.rps), med(ing.rps) / med(ngx.rps), ">= 0.5",
+         lambda r: r >= 0.5),
         ("p50 ms", med(ing.p50), med(ngx.p50), med(ing.p50) / med(ngx.p50), "", None),
-        ("p99 ms", med(ing.p99), med(ngx.p99), med(ing.p99) / med(ngx.p99), "<= 2", lambda r: r <= 2),
+        ("p99 ms", med(ing.p99), med(ngx.p99), med(ing.p99) / med(ngx.p99), "<= 2",
+         lambda r: r <= 2),
         ("CPU µs/request", med(ing.cpu_us), med(ngx.cpu_us), med(ing.cpu_us) / med(ngx.cpu_us),
          "<= 3", lambda r: r <= 3),
         ("10 MB download MB/s", med(ing.mbps), med(ngx.mbps), med(ing.mbps) / med(ngx.mbps),

@@ -39,7 +39,7 @@ class AccessLog:
     def _open(self) -> BinaryIO:
         if self.path == "-":
             return sys.stdout.buffer
-        return open(self.path, "ab")  # noqa: SIM115 - kept open for the process's life
+        return open(self.path, "ab")
 
     def log(
         self, remote: str, method: bytes, target: bytes, version: bytes, status: int,
@@ -49,16 +49,28 @@ class AccessLog:
     ) -> None:  # fmt: skip
         now = time.time()
         if self._json:
-            line = json.dumps({
-                "time": self._stamp(now), "remote_addr": remote,
-                "request": f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}",
-                "status": status, "bytes_sent": sent,
-                "http_referer": referer.decode("latin-1"), "http_user_agent": agent.decode("latin-1"),
-                "request_time": round(request_time, 3), "upstream_addr": upstream_addr or None,
+            request = (
+                f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}"
+            )
+            record = {
+                "time": self._stamp(now),
+                "remote_addr": remote,
+                "request": request,
+                "status": status,
+                "bytes_sent": sent,
+                "http_referer": referer.decode("latin-1"),
+                "http_user_agent": agent.decode("latin-1"),
+                "request_time": round(request_time, 3),
+                "upstream_addr": upstream_addr or None,
                 "upstream_status": upstream_status or None,
-                "upstream_response_time": None if upstream_time is None else round(upstream_time, 3),
-                "request_id": request_id.decode(), "ingress": ingress or None, "service": service or None,
-            }, separators=(",", ":")).encode() + b"\n"  # fmt: skip
+                "upstream_response_time": None
+                if upstream_time is None
+                else round(upstream_time, 3),
+                "request_id": request_id.decode(),
+                "ingress": ingress or None,
+                "service": service or None,
+            }
+            line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
         else:
             line = (
                 f'{remote} - - [{self._stamp(now)}] "{method.decode("latin-1")} '
@@ -120,7 +132,7 @@ class AccessLog:
 def _quote(value: bytes) -> str:
     """Like nginx's escaping: '"', '\\' and non-printable bytes as \\xHH."""
     text = value.decode("latin-1")
-    if text.isprintable() and '"' not in text and "\\" not in text:
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return text
     return "".join(
         c if c.isprintable() and c not in '"\\' and ord(c) < 127 else f"\\x{ord(c):02X}"

@@ -31,7 +31,11 @@ def _address(value: str) -> tuple[str, int] | None:
 
 def _cidrs(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     try:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in value.split(",")
+            if part.strip()
+        )
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -49,10 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve Kubernetes Ingress objects from YAML: an HTTP/1.1 reverse proxy.",
     )
     parser.add_argument("--version", action="version", version=f"ingressd {__version__}")
-    parser.add_argument("--config", action="append", required=True, metavar="FILE",
-                        help="YAML file or directory of *.yaml (repeatable)")
-    parser.add_argument("--check", action="store_true",
-                        help="validate, print the compiled route table and exit")
+    parser.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="YAML file or directory of *.yaml (repeatable)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="validate, print the compiled route table and exit"
+    )
     parser.add_argument("--http", type=_address, default=("0.0.0.0", 8080), metavar="HOST:PORT")
     parser.add_argument("--https", type=_address, default=("0.0.0.0", 8443), metavar="HOST:PORT")
     parser.add_argument("--admin", type=_address, default=("127.0.0.1", 10254), metavar="HOST:PORT")
@@ -65,16 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drain-timeout", type=_positive, default=30.0, metavar="SECONDS")
     parser.add_argument("--max-connections", type=int, default=10000, metavar="N")
     parser.add_argument("--https-redirect-port", type=int, metavar="N")
-    parser.add_argument("--client-header-timeout", type=_positive, default=60.0, metavar="SECONDS",
-                        help="time to receive a request head (default 60)")
-    parser.add_argument("--client-body-timeout", type=_positive, default=60.0, metavar="SECONDS",
-                        help="time between two reads of a request body (default 60)")
-    parser.add_argument("--keepalive-timeout", type=_positive, default=75.0, metavar="SECONDS",
-                        help="idle time of a client keep-alive connection (default 75)")
+    parser.add_argument(
+        "--client-header-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="time to receive a request head (default 60)",
+    )
+    parser.add_argument(
+        "--client-body-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="time between two reads of a request body (default 60)",
+    )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=_positive,
+        default=75.0,
+        metavar="SECONDS",
+        help="idle time of a client keep-alive connection (default 75)",
+    )
     parser.add_argument("--access-log", default="-", metavar="PATH|-|off")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default="info")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
     return parser  # fmt: skip
 
 

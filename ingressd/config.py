@@ -145,9 +145,7 @@ class _Object:
                 self.error(parent.line, f"{where}: Required value")
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.error(
-                parent.line_of(key), f"{where}: Invalid value: {value!r}: must be 1-65535"
-            )
+            self.error(parent.line_of(key), f"{where}: Invalid value: {value!r}: must be 1-65535")
             return None
         return value
 
@@ -307,7 +305,7 @@ def _annotations(obj: _Object, metadata: LineMap) -> tuple[tuple[str, str], ...]
         if not isinstance(val, str):
             obj.error(
                 raw.line_of(key),
-                f"metadata.annotations[{key}]: must be a string (quote it: \"{_yaml_text(val)}\")",
+                f'metadata.annotations[{key}]: must be a string (quote it: "{_yaml_text(val)}")',
             )
             continue
         pairs.append((str(key), val))

@@ -61,22 +61,27 @@ class DemoBackend:
         sockname: tuple[str, int],
     ) -> None:
         headers = {k.decode(): v.decode("latin-1") for k, v in request.headers}
-        body = json.dumps(
-            {
-                "served_by": self.name,
-                "endpoint": f"{sockname[0]}:{sockname[1]}",
-                "method": request.method.decode(),
-                "path": request.target.decode("latin-1"),
-                "x_forwarded_for": headers.get("x-forwarded-for"),
-                "x_request_id": headers.get("x-request-id"),
-            },
-            indent=2,
-        ).encode() + b"\n"
+        body = (
+            json.dumps(
+                {
+                    "served_by": self.name,
+                    "endpoint": f"{sockname[0]}:{sockname[1]}",
+                    "method": request.method.decode(),
+                    "path": request.target.decode("latin-1"),
+                    "x_forwarded_for": headers.get("x-forwarded-for"),
+                    "x_request_id": headers.get("x-request-id"),
+                },
+                indent=2,
+            ).encode()
+            + b"\n"
+        )
         response = h11.Response(
             status_code=200,
             headers=[("content-type", "application/json"), ("content-length", str(len(body)))],
         )
-        writer.write((connection.send(response) or b"") + (connection.send(h11.Data(data=body)) or b""))
+        writer.write(
+            (connection.send(response) or b"") + (connection.send(h11.Data(data=body)) or b"")
+        )
         writer.write(connection.send(h11.EndOfMessage()) or b"")
         await writer.drain()
 
@@ -126,8 +131,12 @@ def make_demo_certificates(certs_dir: str, secret_name: str, hosts: Sequence[str
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingressd.demo")
     parser.add_argument("config", nargs="+", help="the ingressd config whose endpoints to serve")
-    parser.add_argument("--make-cert", nargs=3, metavar=("CERTS_DIR", "SECRET", "HOST"),
-                        help="only create the demo CA and a certificate for HOST, then exit")  # fmt: skip
+    parser.add_argument(
+        "--make-cert",
+        nargs=3,
+        metavar=("CERTS_DIR", "SECRET", "HOST"),
+        help="only create the demo CA and a certificate for HOST, then exit",
+    )
     args = parser.parse_args(argv)
     if args.make_cert:
         certs_dir, secret, host = args.make_cert

@@ -54,10 +54,10 @@ class ClientConnection(asyncio.Protocol):
         "__weakref__",
         "_backlog",
         "_batch_depth",
-        "_out",
         "_dispatching",
-        "_paused",
         "_linger_until",
+        "_out",
+        "_paused",
         "_skip_end",
         "bytes_written",
         "client_ip",
@@ -119,8 +119,8 @@ class ClientConnection(asyncio.Protocol):
             # Over --max-connections (or stopping): say so and close, like a full queue.
             self.phase = Phase.CLOSED
             self.closing = True
-            transport.write(http1.simple_response(503, keep_alive=False))
-            transport.close()
+            self.transport.write(http1.simple_response(503, keep_alive=False))
+            self.transport.close()
             return
 
         self.deadline.start(self.server.settings.keepalive_timeout)
@@ -212,14 +212,12 @@ class ClientConnection(asyncio.Protocol):
     def _handle(self, event: Event) -> None:
         kind = type(event)
         if kind is RequestHead:
-            assert isinstance(event, RequestHead)
-            self._begin(event)
+            self._begin(cast(RequestHead, event))
             return
         exchange = self.exchange
         if kind is Body:
-            assert isinstance(event, Body)
             if exchange is not None:
-                exchange.request_body(event.data)
+                exchange.request_body(cast(Body, event).data)
         else:
             self.phase = Phase.WAITING
             self.deadline.stop()
@@ -343,7 +341,7 @@ class ClientConnection(asyncio.Protocol):
             self.exchange.tunnel_from_client(leftover)
 
     def close(self) -> None:
-        """Close after what was written is flushed; linger if the request was not read to its end."""
+        """Close after the writes are flushed; linger if the request was not read to its end."""
         self.closing = True
         if self._out:
             self._write_out()

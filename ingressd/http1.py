@@ -46,7 +46,9 @@ _REPLACED: Final = frozenset(
         b"content-length",
     }
 )
-_REQUEST_ID_CHARS: Final = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+_REQUEST_ID_CHARS: Final = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
+)
 
 
 def connection_tokens(headers: Headers) -> frozenset[bytes]:
@@ -135,7 +137,7 @@ def _host_name(authority: bytes) -> str:
     else:
         name, _, port = host.partition(b":")
         rest = b":" + port if port or b":" in host else b""
-    if rest and not (rest[:1] == b":" and rest[1:].isdigit() or rest == b":"):
+    if rest and not ((rest[:1] == b":" and rest[1:].isdigit()) or rest == b":"):
         raise ProtocolError("invalid Host port")
     text = name.decode("latin-1").lower()
     if not text.isascii() or any(c in text for c in " \t/\\@?#%"):

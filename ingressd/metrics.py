@@ -124,7 +124,11 @@ class Collector(_Collector):
             "ingressd_requests", "Requests answered, by route, method and status class.",
             labels=["namespace", "ingress", "service", "method", "status"],
         )  # fmt: skip
-        for ((namespace, ingress, service), method, status), value in self.server.stats.requests.items():
+        for (
+            (namespace, ingress, service),
+            method,
+            status,
+        ), value in self.server.stats.requests.items():
             family.add_metric([namespace, ingress, service, method, status], value)
         yield family
 
@@ -171,9 +175,9 @@ class Collector(_Collector):
             "ingressd_upstream_connections", "Upstream connections by state.",
             labels=["endpoint", "state"],
         )  # fmt: skip
-        for endpoint, pool in upstreams.pools.items():
-            open_family.add_metric([str(endpoint), "open"], pool.opened)
-            open_family.add_metric([str(endpoint), "idle"], pool.idle_count)
+        for address, pool in upstreams.pools.items():
+            open_family.add_metric([str(address), "open"], pool.opened)
+            open_family.add_metric([str(address), "idle"], pool.idle_count)
         yield open_family
 
     def _connections(self) -> Iterator[Metric]:

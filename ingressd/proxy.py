@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import http1
 from .codec import (
@@ -75,19 +75,19 @@ class Exchange:
         "request_complete",
         "request_id",
         "response_bytes",
-        "reused",
         "response_parser",
+        "reused",
         "route",
         "runtime",
         "sent_mark",
         "started",
         "status",
-        "upstream_started",
-        "upstream_status",
         "tried",
         "upstream",
         "upstream_chunked",
         "upstream_reusable",
+        "upstream_started",
+        "upstream_status",
     )
 
     def __init__(self, client: ClientConnection, head: RequestHead, runtime: Runtime) -> None:
@@ -145,8 +145,10 @@ class Exchange:
             self._answer(404)
             return
         self.route = route
-        if route.https_redirect and client.listener.scheme == b"http" and not client.https_by_proxy(
-            head.headers
+        if (
+            route.https_redirect
+            and client.listener.scheme == b"http"
+            and not client.https_by_proxy(head.headers)
         ):
             port = client.server.settings.https_redirect_port or client.server.https_port
             location = http1.redirect_location(target.host, target.forward_target, port)
@@ -284,7 +286,11 @@ class Exchange:
 
     def request_end(self) -> None:
         self.request_complete = True
-        if self.upstream_chunked and self.phase in (Phase.CONNECTING, Phase.WAITING, Phase.RESPONDING):
+        if self.upstream_chunked and self.phase in (
+            Phase.CONNECTING,
+            Phase.WAITING,
+            Phase.RESPONDING,
+        ):
             self._to_upstream(LAST_CHUNK)
         if self.upstream is not None:
             self._touch()
@@ -321,13 +327,10 @@ class Exchange:
         for event in events:
             kind = type(event)
             if kind is Body:
-                assert isinstance(event, Body)
-                self._response_body(event.data)
+                self._response_body(cast(Body, event).data)
             elif kind is ResponseHead:
-                assert isinstance(event, ResponseHead)
-                self._response_head(event)
-                if self.phase is Phase.TUNNEL:
-                    return
+                if self._response_head(cast(ResponseHead, event)):
+                    return  # now a tunnel: the rest of the bytes belong to it
             elif kind is EndOfMessage:
                 self._response_end()
 
@@ -336,11 +339,12 @@ class Exchange:
         if self.route is not None and not self.client.write_paused:
             self.client.deadline.start(self.route.policy.read_timeout)
 
-    def _response_head(self, response: ResponseHead) -> None:
+    def _response_head(self, response: ResponseHead) -> bool:
+        """Forward a response head; True when it switched the connection to a tunnel."""
         status = response.status
         if status < 200:
             self._interim(response)
-            return
+            return self.phase is Phase.TUNNEL
         head = self.head
         client = self.client
         self.upstream_reusable = response.keep_alive and response.framing is not Framing.UNTIL_CLOSE
@@ -364,6 +368,7 @@ class Exchange:
         self.phase = Phase.RESPONDING
         self.status = self.upstream_status = status
         client.write(serialize_response_head(status, response.reason, headers))
+        return False
 
     def _interim(self, response: ResponseHead) -> None:
         if response.status == 101:
@@ -398,7 +403,9 @@ class Exchange:
     def _start_tunnel(self, response: ResponseHead) -> None:
         assert self.response_parser is not None and self.upstream is not None
         headers = http1.end_to_end(response.headers)
-        upgrade = next((v for n, v in response.headers if n == b"upgrade"), self.head.upgrade or b"")
+        upgrade = next(
+            (v for n, v in response.headers if n == b"upgrade"), self.head.upgrade or b""
+        )
         headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
         self.phase = Phase.TUNNEL
         self.status = self.upstream_status = 101
@@ -415,7 +422,11 @@ class Exchange:
 
     def tunnel_client_eof(self) -> None:
         upstream = self.upstream
-        if upstream is not None and upstream.transport is not None and upstream.transport.can_write_eof():
+        if (
+            upstream is not None
+            and upstream.transport is not None
+            and upstream.transport.can_write_eof()
+        ):
             upstream.transport.write_eof()
 
     # --- events from the upstream connection ----------------------------------
@@ -510,10 +521,16 @@ class Exchange:
             if exc.status >= 500:
                 logger.warning("%s %s: %s → %d", self.head.method.decode(),
                                self.head.target.decode("latin-1"), exc, exc.status)  # fmt: skip
-            self._answer(exc.status, close=exc.status in (400, 408, 413) or not self.request_complete)
+            self._answer(
+                exc.status, close=exc.status in (400, 408, 413) or not self.request_complete
+            )
         else:
-            logger.warning("%s %s: %s after the response started; closing the client connection",
-                           self.head.method.decode(), self.head.target.decode("latin-1"), exc)  # fmt: skip
+            logger.warning(
+                "%s %s: %s after the response started; closing the client connection",
+                self.head.method.decode(),
+                self.head.target.decode("latin-1"),
+                exc,
+            )
             self._finish(False)
 
     def _answer(self, status: int, *, close: bool = False, extra: http1.Headers = ()) -> None:
@@ -543,4 +560,3 @@ class Exchange:
         self._close_upstream()
         self.client.server.exchange_finished(self)
         self.client.exchange_done(self, keep_client)
-

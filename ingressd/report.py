@@ -78,7 +78,9 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
             )
     if certs is not None:
         default = certs.default
-        lines.append(f"Default certificate: {default.subject}, expires {default.not_after:%Y-%m-%d}")
+        lines.append(
+            f"Default certificate: {default.subject}, expires {default.not_after:%Y-%m-%d}"
+        )
     return "\n".join(lines)
 
 

@@ -24,14 +24,14 @@ import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import http1
-from .admin import AdminResponse, AdminServer
 from .accesslog import AccessLog
+from .admin import AdminResponse, AdminServer
 from .downstream import ClientConnection
 from .errors import ConfigError
 from .metrics import Stats, exposition, method_class
+from .pool import Upstreams
 from .report import render_json
 from .routes import Endpoint
-from .pool import Upstreams
 from .runtime import Runtime, Settings, build_runtime
 from .timers import TimerWheel
 from .tls import CertificateError, default_certificate, listener_context
@@ -46,7 +46,9 @@ Address = tuple[str, int]
 
 
 class ProxyServer:
-    def __init__(self, settings: Settings, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, settings: Settings, runtime: Runtime, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.default_certificate = runtime.certs.default
@@ -168,7 +170,7 @@ class ProxyServer:
     # --- stop ----------------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Ask every connection to finish its current request; abort what is left at the deadline."""
+        """Ask every connection to finish its request; abort what is left at the deadline."""
         self.stopping = True
         for connection in list(self.connections):
             connection.shutdown()
@@ -191,12 +193,15 @@ class ProxyServer:
         metrics = exposition(self)
         return {
             "/healthz": lambda: AdminResponse(200, b"ok\n"),
-            "/readyz": lambda: AdminResponse(200, b"ready\n")
-            if self.runtime is not None and not self.stopping
-            else AdminResponse(503, b"not ready\n"),
+            "/readyz": lambda: (
+                AdminResponse(200, b"ready\n")
+                if self.runtime is not None and not self.stopping
+                else AdminResponse(503, b"not ready\n")
+            ),
             "/metrics": lambda: AdminResponse(200, metrics(), CONTENT_TYPE_LATEST.encode()),
             "/routes": lambda: AdminResponse(
-                200, render_json(self.runtime, self.upstreams.health, self.loop.time()),
+                200,
+                render_json(self.runtime, self.upstreams.health, self.loop.time()),
                 b"application/json",
             ),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import itertools
 import os
 import ssl
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .model import ObjectRef, Origin, TLSSecret
@@ -145,7 +146,7 @@ def _public_bytes(key: object) -> bytes:
 
 def _check_chain_order(chain: Sequence[x509.Certificate]) -> None:
     """Each certificate must be issued (and signed) by the next one."""
-    for index, (child, parent) in enumerate(zip(chain, chain[1:], strict=False)):
+    for index, (child, parent) in enumerate(itertools.pairwise(chain)):
         if child.issuer != parent.subject:
             raise CertificateError(
                 f"chain out of order: certificate {index} ({child.subject.rfc4514_string()}) "
@@ -154,7 +155,9 @@ def _check_chain_order(chain: Sequence[x509.Certificate]) -> None:
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature) as exc:
-            raise CertificateError(f"certificate {index} is not signed by certificate {index + 1}") from exc
+            raise CertificateError(
+                f"certificate {index} is not signed by certificate {index + 1}"
+            ) from exc
 
 
 def _sans(certificate: x509.Certificate) -> tuple[str, ...]:
@@ -199,7 +202,7 @@ def generate_self_signed(
     )
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-    certificate = builder.sign(signing_key, hashes.SHA256())  # type: ignore[arg-type]
+    certificate = builder.sign(signing_key, hashes.SHA256())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -214,7 +217,9 @@ class CertificateStore:
 
     default: Certificate
     exact: dict[str, Certificate] = field(default_factory=dict)
-    wildcard: dict[str, Certificate] = field(default_factory=dict)  # "example.com" for *.example.com
+    wildcard: dict[str, Certificate] = field(
+        default_factory=dict
+    )  # "example.com" for *.example.com
     certificates: tuple[Certificate, ...] = ()
     hosts: tuple[tuple[str, Certificate], ...] = ()  # (TLS host, the certificate serving it)
 
@@ -256,7 +261,9 @@ def build_store(
     hosts: list[tuple[str, Certificate]] = []
     for tls_host in tls_hosts:
         if tls_host.secret not in checked:
-            checked[tls_host.secret] = _check_secret(by_ref.get(tls_host.secret), now, errors, warnings)
+            checked[tls_host.secret] = _check_secret(
+                by_ref.get(tls_host.secret), now, errors, warnings
+            )
         certificate = checked[tls_host.secret]
         if certificate is None:
             hosts.append((tls_host.host, default))
@@ -264,7 +271,8 @@ def build_store(
         if not certificate.covers(tls_host.host):
             warnings.append(
                 f"{certificate.origin}: Secret {tls_host.secret}: certificate does not cover "
-                f"TLS host {tls_host.host} of Ingress {tls_host.ingress} (SANs: {', '.join(certificate.sans)})"
+                f"TLS host {tls_host.host} of Ingress {tls_host.ingress} "
+                f"(SANs: {', '.join(certificate.sans)})"
             )
         hosts.append((tls_host.host, certificate))
         if tls_host.host.startswith("*."):
@@ -300,12 +308,16 @@ def default_certificate(cert_path: str | None = None, key_path: str | None = Non
     """``--default-cert/--default-key``, else a self-signed one generated in memory."""
     if cert_path and key_path:
         with open(cert_path, "rb") as chain, open(key_path, "rb") as key:
-            return check_certificate("default", chain.read(), key.read(), origin=Origin(cert_path, 1))
+            return check_certificate(
+                "default", chain.read(), key.read(), origin=Origin(cert_path, 1)
+            )
     chain_pem, key_pem = generate_self_signed(["ingress.local"])
     return check_certificate("default", chain_pem, key_pem)
 
 
-def listener_context(default: Certificate, current_store: Callable[[], CertificateStore]) -> ssl.SSLContext:
+def listener_context(
+    default: Certificate, current_store: Callable[[], CertificateStore]
+) -> ssl.SSLContext:
     """The TLS listener's context: the default certificate, switched per SNI name.
 
     `current_store` is read on every handshake, so a reload's new store serves
@@ -316,5 +328,5 @@ def listener_context(default: Certificate, current_store: Callable[[], Certifica
     def choose(ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
         ssl_object.context = current_store().select(server_name).context
 
-    context.sni_callback = choose  # type: ignore[assignment]
+    context.sni_callback = choose
     return context

@@ -68,9 +68,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
         elif key in own_keys:
             # kubectl refuses duplicate keys; silently keeping the last one hides mistakes.
             # Keys merged in with `<<` may be overridden: that is what merging is for.
-            raise _BadKey(
-                None, None, f"duplicate key {key!r} in mapping", key_node.start_mark
-            )
+            raise _BadKey(None, None, f"duplicate key {key!r} in mapping", key_node.start_mark)
         else:
             own_keys.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def ingress(name: str, host: str | None, paths: dict[str, str], *, namespace: st
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
         "spec": spec,
+    }  # fmt: skip
+
+
+def tls_secret(name: str, cert_pem: bytes, key_pem: bytes, *,
+               namespace: str = "default") -> dict[str, object]:  # fmt: skip
+    """A kubernetes.io/tls Secret holding a PEM chain and key (base64 `data`, as kubectl prints)."""
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"tls.crt": base64.b64encode(cert_pem).decode(),
+                 "tls.key": base64.b64encode(key_pem).decode()},
     }  # fmt: skip
 
 

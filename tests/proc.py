@@ -15,15 +15,21 @@ _LISTENING = re.compile(r"ingressd: (\w+) listening on (\S+):(\d+)")
 
 
 class Ingressd:
-    """``python -m ingressd`` with http/admin on port 0; stdout/stderr collected."""
+    """``python -m ingressd`` with http/admin on port 0; stdout/stderr collected.
 
-    def __init__(self, config: Path | str, *extra: str, https: bool = False) -> None:
+    The access log is off unless `access_log` names a path (or ``-``); its format is
+    chosen with ``--log-format`` in `extra`.
+    """
+
+    def __init__(
+        self, config: Path | str, *extra: str, https: bool = False, access_log: Path | str = "off"
+    ) -> None:
         self.config = Path(config)
         self.args = [
             sys.executable, "-m", "ingressd", "--config", str(config),
             "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
             "--https", "127.0.0.1:0" if https else "off",
-            "--access-log", "off", *extra,
+            "--access-log", str(access_log), *extra,
         ]  # fmt: skip
         self.ports: dict[str, int] = {}
         self.lines: list[str] = []

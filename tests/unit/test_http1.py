@@ -30,7 +30,9 @@ def test_hop_by_hop_headers_and_those_named_in_connection_are_removed() -> None:
 
 def test_untrusted_client_forwarded_headers_are_replaced() -> None:
     incoming = [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-proto", b"https")]
-    forwarded = dict(http1.forwarded_headers(incoming, "192.0.2.7", LISTENER, b"shop.example", None))
+    forwarded = dict(
+        http1.forwarded_headers(incoming, "192.0.2.7", LISTENER, b"shop.example", None)
+    )
     assert forwarded == {
         b"x-real-ip": b"192.0.2.7",
         b"x-forwarded-for": b"192.0.2.7",
