@@ -195,6 +195,8 @@ class Exchange:
         endpoint = self.runtime.balancer(self.route.backend).pick(upstreams.health, now, self.tried)
         if endpoint is None:
             raise UpstreamUnavailable(f"{self.route.backend.key}: no endpoint left to try")
+        if self.endpoint is not None:  # a retry: count it against the endpoint that failed
+            server.stats.bump(server.stats.retries, str(self.endpoint))
         self.endpoint = endpoint
         self.tried += (endpoint,)
         pool = upstreams.pool(endpoint)
@@ -222,8 +224,6 @@ class Exchange:
         if self.phase is not Phase.CONNECTING:
             return
         if len(self.tried) < MAX_TRIES and self.body_sent == 0:
-            assert self.endpoint is not None
-            self.client.server.stats.bump(self.client.server.stats.retries, str(self.endpoint))
             try:
                 self._connect_next()
             except IngressError:
