@@ -34,8 +34,10 @@ def app(
     service: str = "app",
     annotations: dict[str, str] | None = None,
     ready: Sequence[bool] | None = None,
+    tls_secret: str | None = None,
 ) -> list[Obj]:
-    """A Service (+ Endpoints at each backend or bare port) and an Ingress routing to it."""
+    """A Service (+ Endpoints at each backend or bare port) and an Ingress routing to it
+    (with `tls_secret`: a TLS section for `host` naming that Secret)."""
     ports = [b if isinstance(b, int) else b.port for b in backends]
     return [
         *manifests.service(service, ports, ready=ready),
@@ -44,6 +46,7 @@ def app(
             host,
             dict.fromkeys(paths, service),
             annotations=annotations,
+            tls_secret=tls_secret,
         ),
     ]
 
@@ -103,16 +106,22 @@ async def backends() -> AsyncIterator[StartBackend]:
 async def ingressd(tmp_path: Path, backends: StartBackend) -> AsyncIterator[StartIngressd]:
     """``await ingressd(objects, *flags)`` → a running `Ingressd` serving those objects.
 
+    ``https=True`` adds the TLS listener on port 0 (``proxy.ports["https"]``).
+    ``access_log=PATH`` turns the access log on (format: a ``--log-format`` flag).
+
     At the end each one still running gets SIGTERM and must exit 0 (before the
     backends stop: this fixture depends on `backends`, so it is torn down first).
     """
     running: list[Ingressd] = []
 
-    async def start(objects: Sequence[Obj], *flags: str) -> Ingressd:
+    async def start(
+        objects: Sequence[Obj], *flags: str, https: bool = False, access_log: Path | str = "off"
+    ) -> Ingressd:
         config = manifests.write(tmp_path / f"ingress-{len(running)}.yaml", objects)
-        proxy = Ingressd(config, *flags)
+        proxy = Ingressd(config, *flags, https=https, access_log=access_log)
         running.append(proxy)
-        await asyncio.to_thread(proxy.start)
+        listeners = ("http", "https", "admin") if https else ("http", "admin")
+        await asyncio.to_thread(proxy.start, listeners=listeners)
         return proxy
 
     yield start
