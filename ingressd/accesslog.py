@@ -43,21 +43,24 @@ class AccessLog:
 
     def log(
         self, remote: str, method: bytes, target: bytes, version: bytes, status: int,
-        sent: int, referer: bytes, agent: bytes, request_time: float, upstream_addr: str,
-        upstream_status: int, upstream_time: float | None, request_id: bytes,
+        sent: int, body_sent: int, referer: bytes, agent: bytes, request_time: float,
+        upstream_addr: str, upstream_status: int, upstream_time: float | None, request_id: bytes,
         ingress: str, service: str,
     ) -> None:  # fmt: skip
         now = time.time()
         if self._json:
-            request = (
-                f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}"
-            )
+            request = "-"  # a request ingressd could not parse, as nginx logs it
+            if method:
+                request = (
+                    f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}"
+                )
             record = {
                 "time": self._stamp(now),
                 "remote_addr": remote,
                 "request": request,
                 "status": status,
                 "bytes_sent": sent,
+                "body_bytes_sent": body_sent,
                 "http_referer": referer.decode("latin-1"),
                 "http_user_agent": agent.decode("latin-1"),
                 "request_time": round(request_time, 3),
@@ -72,9 +75,11 @@ class AccessLog:
             }
             line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
         else:
+            request = "-"
+            if method:
+                request = f"{method.decode('latin-1')} {_quote(target)} HTTP/{version.decode()}"
             line = (
-                f'{remote} - - [{self._stamp(now)}] "{method.decode("latin-1")} '
-                f'{_quote(target)} HTTP/{version.decode()}" {status} {sent} '
+                f'{remote} - - [{self._stamp(now)}] "{request}" {status} {body_sent} '
                 f'"{_quote(referer) or "-"}" "{_quote(agent) or "-"}" {request_time:.3f} '
                 f"{upstream_addr or '-'} {upstream_status or '-'} "
                 f"{'-' if upstream_time is None else f'{upstream_time:.3f}'} "

@@ -48,6 +48,7 @@ class AdminServer:
     async def _serve(
         self, connection: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        request: h11.Request | None = None
         while True:
             event = connection.next_event()
             if event is h11.NEED_DATA:
@@ -55,17 +56,18 @@ class AdminServer:
                 connection.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
-                response = self._respond(event)
-                writer.write(self._encode(connection, event, response))
+                request = event
+                continue
+            if isinstance(event, h11.EndOfMessage) and request is not None:
+                writer.write(self._encode(connection, request, self._respond(request)))
                 await writer.drain()
                 if connection.our_state is h11.MUST_CLOSE:
                     return
                 connection.start_next_cycle()
+                request = None
                 continue
             if isinstance(event, (h11.ConnectionClosed, h11.PAUSED)):
                 return
-            if isinstance(event, h11.EndOfMessage | h11.Data):
-                continue
 
     def _respond(self, request: h11.Request) -> AdminResponse:
         path = request.target.split(b"?", 1)[0].decode("ascii", "replace")

@@ -274,7 +274,13 @@ class ClientConnection(asyncio.Protocol):
             if started:
                 self.close()
                 return
-        self.write(http1.simple_response(exc.status, keep_alive=False))
+        self._reject(exc.status)
+
+    def _reject(self, status: int) -> None:
+        """Answer with ingressd's own error, count and log it, then close."""
+        answer = http1.simple_response(status, keep_alive=False)
+        self.write(answer)
+        self.server.request_rejected(self, status, len(answer))
         self.close()
 
     # --- used by the exchange ---------------------------------------------------
@@ -396,5 +402,4 @@ class ClientConnection(asyncio.Protocol):
                 if exchange.response_started:
                     self.close()
                     return
-            self.write(http1.simple_response(408, keep_alive=False))
-            self.close()
+            self._reject(408)

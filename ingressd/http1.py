@@ -254,6 +254,11 @@ _DROP_DOWNSTREAM: Final = HOP_BY_HOP | {b"x-request-id"}
 _SERVER: Final = b"ingressd"
 
 
+def status_body(status: int) -> bytes:
+    """The plain-text body of ingressd's own answer with this status."""
+    return b"%d %s\n" % (status, HTTPStatus(status).phrase.encode())
+
+
 def simple_response(
     status: int,
     *,
@@ -264,7 +269,7 @@ def simple_response(
 ) -> bytes:
     """A complete small plain-text response (SPEC §4: each status has a short body)."""
     phrase = HTTPStatus(status).phrase.encode()
-    body = b"%d %s\n" % (status, phrase)
+    body = status_body(status)
     lines = [
         b"HTTP/1.1 %d %s" % (status, phrase),
         b"Server: " + _SERVER,

@@ -60,6 +60,7 @@ class Phase(enum.Enum):
 
 class Exchange:
     __slots__ = (
+        "body_bytes_sent",
         "body_received",
         "body_sent",
         "client",
@@ -105,6 +106,7 @@ class Exchange:
         self.pending: list[bytes] = []
         self.pending_size = 0
         self.body_received = 0
+        self.body_bytes_sent = 0
         self.body_sent = 0
         self.request_complete = head.framing is Framing.NONE
         self.upstream_chunked = head.framing is Framing.CHUNKED
@@ -382,6 +384,7 @@ class Exchange:
             self.client.write(serialize_response_head(response.status, response.reason, headers))
 
     def _response_body(self, data: bytes) -> None:
+        self.body_bytes_sent += len(data)
         if self.client_chunked:
             self.client.write(encode_chunk(data))
         else:
@@ -406,7 +409,11 @@ class Exchange:
         upgrade = next(
             (v for n, v in response.headers if n == b"upgrade"), self.head.upgrade or b""
         )
-        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
+        headers += [
+            (b"connection", b"upgrade"),
+            (b"upgrade", upgrade),
+            (b"x-request-id", self.request_id),
+        ]
         self.phase = Phase.TUNNEL
         self.status = self.upstream_status = 101
         self.client.write(serialize_response_head(101, response.reason, headers))
@@ -537,6 +544,8 @@ class Exchange:
         client = self.client
         keep = not close and self.keep_client and self.request_complete and not client.closing
         self.status = status
+        if self.head.method != b"HEAD":
+            self.body_bytes_sent = len(http1.status_body(status))
         client.write(
             http1.simple_response(
                 status,

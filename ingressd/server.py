@@ -125,10 +125,21 @@ class ProxyServer:
                     agent = value
             self.access_log.log(
                 exchange.client.client_ip, head.method, head.target, head.version,
-                exchange.status, sent, referer, agent, now - exchange.started,
+                exchange.status, sent, exchange.body_bytes_sent, referer, agent,
+                now - exchange.started,
                 str(exchange.endpoint) if exchange.endpoint else "", exchange.upstream_status,
                 upstream_seconds, exchange.request_id,
                 f"{labels[0]}/{labels[1]}" if labels[1] else "", labels[2],
+            )  # fmt: skip
+
+    def request_rejected(self, connection: ClientConnection, status: int, sent: int) -> None:
+        """A request refused before it had an exchange (400, 405, 408...): count and log it."""
+        self.stats.count_request(_NO_ROUTE, "other", status, 0.0, None, 0, sent)
+        if self.access_log is not None:
+            body = len(http1.status_body(status))
+            self.access_log.log(
+                connection.client_ip, b"", b"", b"", status, sent, body, b"", b"", 0.0,
+                "", 0, None, http1.new_request_id(), "", "",
             )  # fmt: skip
 
     def endpoint_failed(self, endpoint: Endpoint) -> None:
