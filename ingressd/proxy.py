@@ -182,7 +182,8 @@ class Exchange:
             headers.append((b"content-length", b"%d" % (head.content_length or 0)))
         elif head.framing is Framing.CHUNKED:
             headers.append((b"transfer-encoding", b"chunked"))
-        if head.upgrade is not None:
+        if head.upgrade is not None and head.upgrade != b"h2c":
+            # h2c is never tunnelled: ingressd speaks HTTP/1.1 to backends (SPEC §4).
             headers.append((b"connection", b"upgrade"))
             headers.append((b"upgrade", head.upgrade))
         return serialize_request_head(head.method, target.forward_target, headers)
@@ -374,7 +375,7 @@ class Exchange:
 
     def _interim(self, response: ResponseHead) -> None:
         if response.status == 101:
-            if self.head.upgrade is None:
+            if self.head.upgrade in (None, b"h2c"):
                 self._fail(UpstreamProtocolError("101 Switching Protocols without an Upgrade"))
                 return
             self._start_tunnel(response)
