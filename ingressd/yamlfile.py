@@ -48,8 +48,13 @@ class _BadKey(yaml.MarkedYAMLError):
     pass
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences carry line numbers."""
+# libyaml parses ~10x faster than PyYAML's pure-Python parser (10,000 Ingresses
+# load in seconds, not minutes) and gives the same marks; both are "safe" loaders.
+_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeBase):  # type: ignore[valid-type, misc]
+    """A safe loader whose mappings and sequences carry line numbers."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
