@@ -236,10 +236,8 @@ def _upstream_error(message: str, status: int) -> IngressError:
     return UpstreamProtocolError(message)  # the client sees 502 whatever the backend got wrong
 
 
-def _tokens(values: list[bytes] | None) -> list[bytes]:
+def _tokens(values: list[bytes]) -> list[bytes]:
     """A comma-separated, case-insensitive list header (Connection, Expect)."""
-    if values is None:
-        return []
     joined = b",".join(values).lower()
     if b"," not in joined:
         return [joined]  # the usual single token: no split, already stripped by the parser
@@ -689,7 +687,7 @@ def _parse_request_head(framer: _Framer, head: bytes, line_end: int, events: lis
         raise framer.fail(f"unsupported HTTP version {version!r}", 505)
     headers, found, framing, length = framer.fields(head, version)
     _check_host(found.get(b"host"), version, framer.fail)
-    connection = _tokens(found.get(b"connection"))
+    connection = _tokens(found[b"connection"]) if b"connection" in found else ()
     upgrade = None
     if version == b"1.1":
         keep_alive = b"close" not in connection
@@ -741,7 +739,7 @@ def _parse_response_head(framer: _Framer, head: bytes, line_end: int, events: li
         framing, length = _NO_BODY, None  # RFC 9112 §6.3 items 1 and 2
     elif framing is _NO_BODY:
         framing = _UNTIL_CLOSE
-    connection = _tokens(found.get(b"connection"))
+    connection = _tokens(found[b"connection"]) if b"connection" in found else ()
     if version == b"1.1":
         keep_alive = b"close" not in connection
     else:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _LISTENING = re.compile(r"ingressd: (\w+) listening on (\S+):(\d+)")
@@ -18,13 +19,20 @@ class Ingressd:
     """``python -m ingressd`` with http/admin on port 0; stdout/stderr collected.
 
     The access log is off unless `access_log` names a path (or ``-``); its format is
-    chosen with ``--log-format`` in `extra`.
+    chosen with ``--log-format`` in `extra`.  `preexec_fn` runs in the child before
+    ingressd starts (e.g. `resource.setrlimit` to lower its limits).
     """
 
     def __init__(
-        self, config: Path | str, *extra: str, https: bool = False, access_log: Path | str = "off"
+        self,
+        config: Path | str,
+        *extra: str,
+        https: bool = False,
+        access_log: Path | str = "off",
+        preexec_fn: Callable[[], object] | None = None,
     ) -> None:
         self.config = Path(config)
+        self.preexec_fn = preexec_fn
         self.args = [
             sys.executable, "-m", "ingressd", "--config", str(config),
             "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
@@ -42,7 +50,12 @@ class Ingressd:
     ) -> Ingressd:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            self.args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            preexec_fn=self.preexec_fn,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -128,3 +141,7 @@ class Ingressd:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+    def open_fds(self) -> int:
+        """How many file descriptors ingressd holds open (/proc/PID/fd)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))

@@ -108,6 +108,7 @@ async def ingressd(tmp_path: Path, backends: StartBackend) -> AsyncIterator[Star
 
     ``https=True`` adds the TLS listener on port 0 (``proxy.ports["https"]``).
     ``access_log=PATH`` turns the access log on (format: a ``--log-format`` flag).
+    ``preexec_fn=f`` runs `f` in the child before ingressd starts (resource limits).
 
     At the end each one still running gets SIGTERM and must exit 0 (before the
     backends stop: this fixture depends on `backends`, so it is torn down first).
@@ -115,10 +116,14 @@ async def ingressd(tmp_path: Path, backends: StartBackend) -> AsyncIterator[Star
     running: list[Ingressd] = []
 
     async def start(
-        objects: Sequence[Obj], *flags: str, https: bool = False, access_log: Path | str = "off"
+        objects: Sequence[Obj],
+        *flags: str,
+        https: bool = False,
+        access_log: Path | str = "off",
+        preexec_fn: Callable[[], object] | None = None,
     ) -> Ingressd:
         config = manifests.write(tmp_path / f"ingress-{len(running)}.yaml", objects)
-        proxy = Ingressd(config, *flags, https=https, access_log=access_log)
+        proxy = Ingressd(config, *flags, https=https, access_log=access_log, preexec_fn=preexec_fn)
         running.append(proxy)
         listeners = ("http", "https", "admin") if https else ("http", "admin")
         await asyncio.to_thread(proxy.start, listeners=listeners)

@@ -13,6 +13,7 @@ must still never accept what h11 rejects).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import h11
@@ -48,14 +49,12 @@ class Outcome:
     stopped: bool = False  # stopped reading on purpose (close, switch, response done)
 
 
-def _headers(items: object) -> list[tuple[bytes, bytes]]:
+def _headers(items: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     # h11 lower-cases Transfer-Encoding values; compare them case-insensitively.
-    out = []
-    for name, value in items:  # type: ignore[attr-defined]
-        out.append(
-            (bytes(name), bytes(value).lower() if name == b"transfer-encoding" else bytes(value))
-        )
-    return out
+    return [
+        (bytes(name), bytes(value).lower() if name == b"transfer-encoding" else bytes(value))
+        for name, value in items
+    ]
 
 
 def h11_requests(chunks: list[bytes]) -> Outcome:
@@ -112,7 +111,7 @@ def codec_requests(chunks: list[bytes]) -> Outcome:
     return out
 
 
-def _collect(out: Outcome, events: list[object]) -> None:
+def _collect(out: Outcome, events: Sequence[object]) -> None:
     for event in events:
         if isinstance(event, RequestHead):
             start: tuple[object, ...] = (event.method, event.target, event.version)
@@ -742,3 +741,59 @@ def test_mangled_requests_are_never_accepted_beyond_h11(chunks: list[bytes]) -> 
 )
 def test_mangled_responses_are_never_accepted_beyond_h11(chunks: list[bytes]) -> None:
     assert_not_more_lenient(codec_response(b"GET", chunks), h11_response(b"GET", chunks))
+
+
+framing_names = st.sampled_from(
+    [
+        b"Content-Length",
+        b"content-length",
+        b"Content-Length ",
+        b"Transfer-Encoding",
+        b"transfer-encoding",
+        b"TRANSFER-ENCODING",
+        b"Transfer-Encoding ",
+        b"Transfer_Encoding",
+        b" Transfer-Encoding",
+        b"Connection",
+        b"Host",
+    ]
+)
+framing_values = st.lists(
+    st.sampled_from(
+        [
+            *(b"chunked", b"Chunked", b"identity", b"gzip", b"close", b"a", b",", b", ", b" "),
+            *(b"\t", b"0", b"5", b"05", b"+5", b"-1", b"5 5", b"0x5", b"\x0b", b";", b"\r\n "),
+            *(b"\n", b"\r"),
+        ]
+    ),
+    max_size=4,
+).map(b"".join)
+framing_bodies = st.sampled_from(
+    [
+        b"",
+        b"hello",
+        b"0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"helloGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]
+)
+
+
+@HYPOTHESIS
+@given(
+    st.builds(
+        lambda pairs, body: (
+            b"POST / HTTP/1.1\r\nHost: a\r\n"
+            + b"".join(name + b":" + value + b"\r\n" for name, value in pairs)
+            + b"\r\n"
+            + body
+        ),
+        st.lists(st.tuples(framing_names, framing_values), min_size=1, max_size=3),
+        framing_bodies,
+    ).flatmap(split)
+)
+def test_framing_header_combinations_never_accepted_beyond_h11(chunks: list[bytes]) -> None:
+    # The smuggling surface, explored densely: Content-Length / Transfer-Encoding
+    # name and value variants, repeated, in front of bodies that would desync.
+    assert_not_more_lenient(codec_requests(chunks), h11_requests(chunks))
