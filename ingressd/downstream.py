@@ -214,6 +214,8 @@ class ClientConnection(asyncio.Protocol):
                 self._handle(event)
         finally:
             self._dispatching = False
+        if self.exchange is None and backlog and self.phase is _IDLE:
+            self._replay_backlog()
 
     def _handle(self, event: Event) -> None:
         kind = type(event)
@@ -257,8 +259,16 @@ class ClientConnection(asyncio.Protocol):
             return
         self.phase = _IDLE
         self.deadline.start(self.server.settings.keepalive_timeout)
+        if self.parser.upgraded:
+            # An upgrade that did not happen (refused, or h2c stripped): the bytes
+            # held back after that request are HTTP again.
+            try:
+                self._backlog.extend(self.parser.resume())
+            except ProtocolError as exc:
+                self._bad_request(exc)
+                return
         if self._dispatching:
-            return  # the dispatch loop in progress goes on with the next event
+            return  # the dispatch loop in progress goes on, then replays the backlog
         self._replay_backlog()
 
     def _replay_backlog(self) -> None:

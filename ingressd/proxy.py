@@ -357,7 +357,7 @@ class Exchange:
         head = self.head
         client = self.client
         self.upstream_reusable = response.keep_alive and response.framing is not _UNTIL_CLOSE
-        keep = self.keep_client and not client.closing and head.upgrade is None
+        keep = self.keep_client and not client.closing
         no_body = head.method == b"HEAD" or status in (204, 304) or response.framing is _NO_BODY
         headers = http1.downstream_headers(response.headers)
         if not no_body and response.framing in (_CHUNKED, _UNTIL_CLOSE):
@@ -366,8 +366,8 @@ class Exchange:
                 headers.append((b"transfer-encoding", b"chunked"))
             else:
                 keep = False  # an HTTP/1.0 client learns the end from the close
-        if no_body and response.framing is _CHUNKED and head.method == b"HEAD":
-            headers.append((b"transfer-encoding", b"chunked"))
+        if head.method == b"HEAD" and any(n == b"transfer-encoding" for n, _ in response.headers):
+            headers.append((b"transfer-encoding", b"chunked"))  # what a GET would have got
         self.keep_client = keep
         headers.append((b"x-request-id", self.request_id))
         if head.version == b"1.0":
