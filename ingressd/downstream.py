@@ -70,7 +70,7 @@ class ClientConnection(asyncio.Protocol):
         "closing",
         "deadline",
         "exchange",
-        "forwarded",
+        "forwarded_lines",
         "handshake",
         "listener",
         "loop",
@@ -89,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.trusted: tuple[http1.Network, ...] | None = None
-        self.forwarded: list[tuple[bytes, bytes]] = []
+        self.forwarded_lines = b""
         self.handshake: weakref.ref[ClientConnection] | None = None  # set for TLS listeners
         settings = server.settings
         self.parser = RequestParser(
@@ -120,7 +120,9 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = peer[0] if peer else ""
         networks = self.server.settings.trusted_proxies
         self.trusted = networks if http1.is_trusted(self.client_ip, networks) else None
-        self.forwarded = http1.connection_forwarded(self.client_ip, self.listener)
+        self.forwarded_lines = http1.fields_bytes(
+            http1.connection_forwarded(self.client_ip, self.listener)
+        )
         if not self.server.connection_opened(self):
             # Over --max-connections (or stopping): say so and close, like a full queue.
             self.phase = _CLOSED

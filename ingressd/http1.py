@@ -211,21 +211,6 @@ def forwarded_headers(
     ]
 
 
-def upstream_headers(
-    headers: Headers, forwarded: list[tuple[bytes, bytes]], request_id: bytes
-) -> list[tuple[bytes, bytes]]:
-    """End-to-end client headers minus the ones ingressd sets, plus ingressd's own."""
-    kept = _without(headers, _DROP_UPSTREAM)
-    kept.extend(forwarded)
-    kept.append((b"x-request-id", request_id))
-    return kept
-
-
-def downstream_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """A response's end-to-end headers, without the backend's X-Request-ID (ingressd sets it)."""
-    return _without(headers, _DROP_DOWNSTREAM)
-
-
 def _without(headers: Headers, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
     """One pass: drop `drop` and, when ``Connection`` names more, those too (rare, second pass)."""
     kept = []
@@ -242,6 +227,44 @@ def _without(headers: Headers, drop: frozenset[bytes]) -> list[tuple[bytes, byte
         if tokens:
             kept = [f for f in kept if f[0] not in tokens]
     return kept
+
+
+def field_lines(headers: Headers, drop: frozenset[bytes]) -> bytes:
+    """Serialized ``name: value`` lines of the fields not in `drop`, in one pass.
+
+    Fields named in ``Connection`` are dropped too (rare: a second pass).  Names
+    and values come from the codec, which refused CR, LF and NUL in them, so no
+    header can be injected here.
+    """
+    parts: list[bytes] = []
+    named = None
+    for name, value in headers:
+        if name in drop:
+            if name == b"connection":
+                named = value
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    if named is not None and named.lower() not in _CONNECTION_OPTIONS:
+        tokens = {t.strip().lower() for t in named.split(b",")} - _CONNECTION_OPTIONS
+        if tokens:
+            drop = drop | tokens
+            return b"".join([b"%s: %s\r\n" % f for f in headers if f[0] not in drop])
+    return b"".join(parts)
+
+
+def upstream_fields(headers: Headers) -> bytes:
+    """The client's end-to-end fields for the backend (ingressd adds its own after them)."""
+    return field_lines(headers, _DROP_UPSTREAM)
+
+
+def downstream_fields(headers: Headers) -> bytes:
+    """The backend's end-to-end fields for the client (ingressd adds its own after them)."""
+    return field_lines(headers, _DROP_DOWNSTREAM)
+
+
+def fields_bytes(headers: Headers) -> bytes:
+    """``name: value`` lines for ingressd's own fields."""
+    return b"".join([b"%s: %s\r\n" % field for field in headers])
 
 
 _CONNECTION_OPTIONS: Final = frozenset({b"close", b"keep-alive", b"upgrade", b""})

@@ -25,7 +25,6 @@ from .codec import (
     ResponseHead,
     ResponseParser,
     encode_chunk,
-    serialize_request_head,
     serialize_response_head,
 )
 from .errors import (
@@ -174,25 +173,33 @@ class Exchange:
         self._connect_next()
 
     def _upstream_head(self, target: http1.Target) -> bytes:
+        """The request head for the backend, built as bytes in one pass over the fields."""
         head = self.head
         client = self.client
+        host = target.host_header
         if client.trusted is None:
-            forwarded = [*client.forwarded, (b"x-forwarded-host", target.host_header)]
+            # The same for every request of the connection, but for the Host.
+            forwarded = client.forwarded_lines + b"x-forwarded-host: " + host + b"\r\n"
         else:
-            forwarded = http1.forwarded_headers(
-                head.headers, client.client_ip, client.listener, target.host_header, client.trusted
+            forwarded = http1.fields_bytes(
+                http1.forwarded_headers(
+                    head.headers, client.client_ip, client.listener, host, client.trusted
+                )
             )
-        headers = http1.upstream_headers(head.headers, forwarded, self.request_id)
-        headers.insert(0, (b"host", target.host_header))
+        parts = [
+            head.method, b" ", target.forward_target, b" HTTP/1.1\r\nhost: ", host, b"\r\n",
+            http1.upstream_fields(head.headers), forwarded,
+            b"x-request-id: ", self.request_id, b"\r\n",
+        ]  # fmt: skip
         if head.framing is _BY_LENGTH:
-            headers.append((b"content-length", b"%d" % (head.content_length or 0)))
+            parts.append(b"content-length: %d\r\n" % (head.content_length or 0))
         elif head.framing is _CHUNKED:
-            headers.append((b"transfer-encoding", b"chunked"))
+            parts.append(b"transfer-encoding: chunked\r\n")
         if head.upgrade is not None and head.upgrade != b"h2c":
             # h2c is never tunnelled: ingressd speaks HTTP/1.1 to backends (SPEC §4).
-            headers.append((b"connection", b"upgrade"))
-            headers.append((b"upgrade", head.upgrade))
-        return serialize_request_head(head.method, target.forward_target, headers)
+            parts += (b"connection: upgrade\r\nupgrade: ", head.upgrade, b"\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
     # --- connecting ----------------------------------------------------------
 
@@ -358,25 +365,30 @@ class Exchange:
         client = self.client
         self.upstream_reusable = response.keep_alive and response.framing is not _UNTIL_CLOSE
         keep = self.keep_client and not client.closing
-        no_body = head.method == b"HEAD" or status in (204, 304) or response.framing is _NO_BODY
-        headers = http1.downstream_headers(response.headers)
-        if not no_body and response.framing in (_CHUNKED, _UNTIL_CLOSE):
+        framing = response.framing
+        parts = [
+            b"HTTP/1.1 %d %s\r\n" % (status, response.reason),
+            http1.downstream_fields(response.headers),
+            b"x-request-id: ", self.request_id, b"\r\n",
+        ]  # fmt: skip
+        if framing is _CHUNKED or framing is _UNTIL_CLOSE:
             if head.version == b"1.1":
                 self.client_chunked = True
-                headers.append((b"transfer-encoding", b"chunked"))
+                parts.append(b"transfer-encoding: chunked\r\n")
             else:
                 keep = False  # an HTTP/1.0 client learns the end from the close
-        if head.method == b"HEAD" and any(n == b"transfer-encoding" for n, _ in response.headers):
-            headers.append((b"transfer-encoding", b"chunked"))  # what a GET would have got
+        elif head.method == b"HEAD" and any(n == b"transfer-encoding" for n, _ in response.headers):
+            parts.append(b"transfer-encoding: chunked\r\n")  # what a GET would have got
         self.keep_client = keep
-        headers.append((b"x-request-id", self.request_id))
         if head.version == b"1.0":
-            headers.append((b"connection", b"keep-alive" if keep else b"close"))
-        elif not keep:
-            headers.append((b"connection", b"close"))
+            parts.append(
+                b"connection: keep-alive\r\n\r\n" if keep else b"connection: close\r\n\r\n"
+            )
+        else:
+            parts.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
         self.phase = _RESPONDING
         self.status = self.upstream_status = status
-        client.write(serialize_response_head(status, response.reason, headers))
+        client.write(b"".join(parts))
         return False
 
     def _interim(self, response: ResponseHead) -> None:

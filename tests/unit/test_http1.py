@@ -55,11 +55,22 @@ def test_trusted_proxy_chain_is_appended_and_real_ip_is_rightmost_untrusted() ->
     assert forwarded[b"x-forwarded-port"] == b"443"
 
 
-def test_upstream_headers_drop_client_values_of_headers_ingressd_sets() -> None:
-    headers = [(b"host", b"h"), (b"x-real-ip", b"1.1.1.1"), (b"expect", b"100-continue"),
-               (b"accept", b"*/*")]  # fmt: skip
-    result = http1.upstream_headers(headers, [(b"x-real-ip", b"2.2.2.2")], b"abc")
-    assert result == [(b"accept", b"*/*"), (b"x-real-ip", b"2.2.2.2"), (b"x-request-id", b"abc")]
+def test_upstream_fields_drop_client_values_of_headers_ingressd_sets() -> None:
+    headers = [
+        (b"host", b"h"),
+        (b"x-real-ip", b"1.1.1.1"),
+        (b"expect", b"100-continue"),
+        (b"accept", b"*/*"),
+        (b"x-request-id", b"r"),
+        (b"x-forwarded-for", b"6.6.6.6"),
+    ]
+    assert http1.upstream_fields(headers) == b"accept: */*\r\n"
+
+
+def test_fields_named_in_connection_are_dropped_from_serialized_fields() -> None:
+    headers = [(b"x-secret", b"1"), (b"connection", b"keep-alive, X-Secret"), (b"a", b"b")]
+    assert http1.downstream_fields(headers) == b"a: b\r\n"
+    assert http1.downstream_fields([(b"connection", b"keep-alive"), (b"a", b"b")]) == b"a: b\r\n"
 
 
 def test_request_id_is_kept_when_sane_and_generated_otherwise() -> None:
