@@ -17,6 +17,7 @@ machine is shared and noisy: compare ratios, not absolute numbers.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ingressd.tls import generate_self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "bench.example"
@@ -117,6 +120,23 @@ http {{
       proxy_buffering on;
     }}
   }}
+  server {{
+    listen 127.0.0.1:{tls_port} ssl;
+    server_name {host};
+    ssl_certificate {dir}/tls.crt;
+    ssl_certificate_key {dir}/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $request_id;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+  }}
 }}
 """
 
@@ -146,6 +166,10 @@ spec:
 
 @dataclass
 class Result:
+    tls_rps: list[float] = field(default_factory=list)
+    tls_cpu_us: list[float] = field(default_factory=list)
+    handshake_rps: list[float] = field(default_factory=list)
+    handshake_cpu_us: list[float] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
@@ -173,8 +197,12 @@ _DURATION = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def _millis(text: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    assert match, text
-    return float(match.group(1)) * _DURATION[match.group(2)]
+    return float(match.group(1)) * _DURATION[match.group(2)] if match else math.nan
+
+
+def _percentile(out: str, which: str) -> float:
+    match = re.search(rf"^\s+{which}%\s+(\S+)", out, re.MULTILINE)
+    return _millis(match.group(1)) if match else math.nan
 
 
 def wrk(url: str, duration: int, connections: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
@@ -187,8 +215,8 @@ def wrk(url: str, duration: int, connections: int, extra: tuple[str, ...] = ()) 
     result = {
         "requests": float(requests),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50": _millis(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        "p99": _millis(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _percentile(out, "50"),
+        "p99": _percentile(out, "99"),
     }
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     if transfer:
@@ -197,16 +225,30 @@ def wrk(url: str, duration: int, connections: int, extra: tuple[str, ...] = ()) 
     return result
 
 
-def measure(pid: int, url: str, args: argparse.Namespace, result: Result) -> None:
+def cpu_per_request(
+    pid: int, url: str, duration: int, extra: tuple[str, ...] = ()
+) -> tuple[dict[str, float], float]:
+    """wrk against `url`; also the process's CPU µs per request during the run."""
     before = cpu_seconds(pid)
-    stats = wrk(url + "/", args.duration, 50)
-    used = cpu_seconds(pid) - before
+    stats = wrk(url, duration, 50, extra)
+    return stats, (cpu_seconds(pid) - before) / stats["requests"] * 1e6
+
+
+def measure(pid: int, url: str, tls_url: str, args: argparse.Namespace, result: Result) -> None:
+    stats, cpu = cpu_per_request(pid, url + "/", args.duration)
     result.rps.append(stats["rps"])
     result.p50.append(stats["p50"])
     result.p99.append(stats["p99"])
-    result.cpu_us.append(used / stats["requests"] * 1e6)
+    result.cpu_us.append(cpu)
     big = wrk(url + "/big", max(3, args.duration // 2), 1)
     result.mbps.append(big.get("mbps", 0.0))
+    stats, cpu = cpu_per_request(pid, tls_url + "/", args.duration)
+    result.tls_rps.append(stats["rps"])
+    result.tls_cpu_us.append(cpu)
+    close = ("-H", "Connection: close")
+    stats, cpu = cpu_per_request(pid, tls_url + "/", args.duration, close)
+    result.handshake_rps.append(stats["rps"])
+    result.handshake_cpu_us.append(cpu)
     result.rss = max(result.rss, peak_rss_mb(pid))
 
 
@@ -221,37 +263,67 @@ def main() -> None:
         work.chmod(0o755)  # nginx workers run as an unprivileged user
         (work / "big.bin").write_bytes(os.urandom(BIG))
         (work / "big.bin").chmod(0o644)
-        backend, nginx_port, ingressd_port = free_port(), free_port(), free_port()
-        (work / "backend.conf").write_text(NGINX_BACKEND.format(dir=work, port=backend))
+        chain, key = generate_self_signed([HOST])  # the same certificate for both proxies
+        (work / "tls.crt").write_bytes(chain)
+        (work / "tls.key").write_bytes(key)
+        (work / "tls.key").chmod(0o644)
+        ports = {name: free_port() for name in ("backend", "nginx", "nginx_tls", "ingressd",
+                                               "ingressd_tls", "logged")}  # fmt: skip
+        (work / "backend.conf").write_text(NGINX_BACKEND.format(dir=work, port=ports["backend"]))
         (work / "proxy.conf").write_text(
-            NGINX_PROXY.format(dir=work, port=nginx_port, backend=backend, host=HOST)
+            NGINX_PROXY.format(
+                dir=work,
+                port=ports["nginx"],
+                tls_port=ports["nginx_tls"],
+                backend=ports["backend"],
+                host=HOST,
+            )
         )
-        (work / "ingress.yaml").write_text(INGRESS.format(backend=backend, host=HOST))
-        ingressd_cmd = [
-            sys.executable, "-m", "ingressd", "--config", str(work / "ingress.yaml"),
-            "--http", f"127.0.0.1:{ingressd_port}", "--https", "off", "--admin", "127.0.0.1:0",
-            "--access-log", "off", "--log-level", "warning",
-        ]  # fmt: skip
+        (work / "ingress.yaml").write_text(INGRESS.format(backend=ports["backend"], host=HOST))
+
+        def ingressd_cmd(http: int, https: int, access_log: str) -> list[str]:
+            return [
+                sys.executable, "-m", "ingressd", "--config", str(work / "ingress.yaml"),
+                "--http", f"127.0.0.1:{http}", "--https", f"127.0.0.1:{https}",
+                "--admin", "127.0.0.1:0", "--default-cert", str(work / "tls.crt"),
+                "--default-key", str(work / "tls.key"), "--access-log", access_log,
+                "--log-level", "warning",
+            ]  # fmt: skip
+
         with (
             process(["nginx", "-c", str(work / "backend.conf"), "-p", str(work)]),
             process(["nginx", "-c", str(work / "proxy.conf"), "-p", str(work)]) as nginx,
-            process(ingressd_cmd, cwd=ROOT) as ingressd,
+            process(
+                ingressd_cmd(ports["ingressd"], ports["ingressd_tls"], "off"), cwd=ROOT
+            ) as ingressd,
+            process(
+                ingressd_cmd(ports["logged"], free_port(), str(work / "access.log")), cwd=ROOT
+            ) as logged,  # fmt: skip
         ):
-            for port in (backend, nginx_port, ingressd_port):
+            for port in ports.values():
                 wait_port(port)
             nginx_pid = nginx_worker(nginx.pid)
             results = {"ingressd": Result(), "nginx": Result()}
-            targets = {"ingressd": (ingressd.pid, ingressd_port), "nginx": (nginx_pid, nginx_port)}
-            wrk(f"http://127.0.0.1:{ingressd_port}/", 2, 50)  # warm-up
+            targets = {
+                "ingressd": (ingressd.pid, ports["ingressd"], ports["ingressd_tls"]),
+                "nginx": (nginx_pid, ports["nginx"], ports["nginx_tls"]),
+            }
+            logged_cpu: list[float] = []
+            for port in (ports["ingressd"], ports["logged"]):
+                wrk(f"http://127.0.0.1:{port}/", 2, 50)  # warm-up
             for round_number in range(1, args.rounds + 1):
                 for name in ("ingressd", "nginx") if round_number % 2 else ("nginx", "ingressd"):
-                    pid, port = targets[name]
-                    measure(pid, f"http://127.0.0.1:{port}", args, results[name])
+                    pid, port, tls_port = targets[name]
+                    measure(pid, f"http://127.0.0.1:{port}", f"https://127.0.0.1:{tls_port}",
+                            args, results[name])  # fmt: skip
+                _, cpu = cpu_per_request(logged.pid, f"http://127.0.0.1:{ports['logged']}/",
+                                         args.duration)  # fmt: skip
+                logged_cpu.append(cpu)
                 print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
-    report(results)
+    report(results, logged_cpu)
 
 
-def report(results: dict[str, Result]) -> None:
+def report(results: dict[str, Result], logged_cpu: list[float]) -> None:
     ing, ngx = results["ingressd"], results["nginx"]
     med = statistics.median
     rows = [
@@ -264,6 +336,14 @@ def report(results: dict[str, Result]) -> None:
          "<= 3", lambda r: r <= 3),
         ("10 MB download MB/s", med(ing.mbps), med(ngx.mbps), med(ing.mbps) / med(ngx.mbps),
          ">= 1", lambda r: r >= 1),
+        ("TLS keep-alive req/s", med(ing.tls_rps), med(ngx.tls_rps),
+         med(ing.tls_rps) / med(ngx.tls_rps), ">= 0.6", lambda r: r >= 0.6),
+        ("TLS CPU µs/request", med(ing.tls_cpu_us), med(ngx.tls_cpu_us),
+         med(ing.tls_cpu_us) / med(ngx.tls_cpu_us), "", None),
+        ("TLS handshakes/s", med(ing.handshake_rps), med(ngx.handshake_rps),
+         med(ing.handshake_rps) / med(ngx.handshake_rps), "", None),
+        ("CPU µs/handshake", med(ing.handshake_cpu_us), med(ngx.handshake_cpu_us),
+         med(ing.handshake_cpu_us) / med(ngx.handshake_cpu_us), "<= 2", lambda r: r <= 2),
         ("peak RSS MB", ing.rss, ngx.rss, ing.rss / ngx.rss, "ingressd < 40 MB", None),
     ]  # fmt: skip
     print(f"{'metric':<22}{'ingressd':>12}{'nginx':>12}{'ratio':>9}  target")
@@ -275,6 +355,12 @@ def report(results: dict[str, Result]) -> None:
             verdict = "PASS" if a < 40 else "FAIL"
         print(f"{name:<22}{a:>12.1f}{b:>12.1f}{ratio:>9.2f}  {target} {verdict}")
     print(f"(medians of {len(ing.rps)} rounds; wrk -t1 -c50; CPU = process user+sys time)")
+    logged = med(logged_cpu)
+    cost = logged / med(ing.cpu_us)
+    verdict = "PASS" if cost <= 1.15 else "FAIL"
+    print(f"ingressd CPU µs/request with the access log to a file: {logged:.1f} "
+          f"vs {med(ing.cpu_us):.1f} off: {cost:.2f}x (target <= 1.15) {verdict}; "
+          "metrics are always on in both")  # fmt: skip
 
 
 if __name__ == "__main__":
