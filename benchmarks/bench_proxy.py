@@ -176,6 +176,7 @@ class Result:
     cpu_us: list[float] = field(default_factory=list)
     mbps: list[float] = field(default_factory=list)
     rss: float = 0.0
+    tls_rss: float = 0.0
 
 
 @contextmanager
@@ -234,7 +235,9 @@ def cpu_per_request(
     return stats, (cpu_seconds(pid) - before) / stats["requests"] * 1e6
 
 
-def measure(pid: int, url: str, tls_url: str, args: argparse.Namespace, result: Result) -> None:
+def measure(
+    pid: int, url: str, tls_pid: int, tls_url: str, args: argparse.Namespace, result: Result
+) -> None:
     stats, cpu = cpu_per_request(pid, url + "/", args.duration)
     result.rps.append(stats["rps"])
     result.p50.append(stats["p50"])
@@ -242,14 +245,15 @@ def measure(pid: int, url: str, tls_url: str, args: argparse.Namespace, result: 
     result.cpu_us.append(cpu)
     big = wrk(url + "/big", max(3, args.duration // 2), 1)
     result.mbps.append(big.get("mbps", 0.0))
-    stats, cpu = cpu_per_request(pid, tls_url + "/", args.duration)
+    result.rss = max(result.rss, peak_rss_mb(pid))
+    stats, cpu = cpu_per_request(tls_pid, tls_url + "/", args.duration)
     result.tls_rps.append(stats["rps"])
     result.tls_cpu_us.append(cpu)
     close = ("-H", "Connection: close")
-    stats, cpu = cpu_per_request(pid, tls_url + "/", args.duration, close)
+    stats, cpu = cpu_per_request(tls_pid, tls_url + "/", args.duration, close)
     result.handshake_rps.append(stats["rps"])
     result.handshake_cpu_us.append(cpu)
-    result.rss = max(result.rss, peak_rss_mb(pid))
+    result.tls_rss = max(result.tls_rss, peak_rss_mb(tls_pid))
 
 
 def main() -> None:
@@ -293,9 +297,10 @@ def main() -> None:
         with (
             process(["nginx", "-c", str(work / "backend.conf"), "-p", str(work)]),
             process(["nginx", "-c", str(work / "proxy.conf"), "-p", str(work)]) as nginx,
+            process(ingressd_cmd(ports["ingressd"], free_port(), "off"), cwd=ROOT) as ingressd,
             process(
-                ingressd_cmd(ports["ingressd"], ports["ingressd_tls"], "off"), cwd=ROOT
-            ) as ingressd,
+                ingressd_cmd(free_port(), ports["ingressd_tls"], "off"), cwd=ROOT
+            ) as ingressd_tls,
             process(
                 ingressd_cmd(ports["logged"], free_port(), str(work / "access.log")), cwd=ROOT
             ) as logged,  # fmt: skip
@@ -305,17 +310,22 @@ def main() -> None:
             nginx_pid = nginx_worker(nginx.pid)
             results = {"ingressd": Result(), "nginx": Result()}
             targets = {
-                "ingressd": (ingressd.pid, ports["ingressd"], ports["ingressd_tls"]),
-                "nginx": (nginx_pid, ports["nginx"], ports["nginx_tls"]),
+                "ingressd": (
+                    ingressd.pid,
+                    ports["ingressd"],
+                    ingressd_tls.pid,
+                    ports["ingressd_tls"],
+                ),
+                "nginx": (nginx_pid, ports["nginx"], nginx_pid, ports["nginx_tls"]),
             }
             logged_cpu: list[float] = []
             for port in (ports["ingressd"], ports["logged"]):
                 wrk(f"http://127.0.0.1:{port}/", 2, 50)  # warm-up
             for round_number in range(1, args.rounds + 1):
                 for name in ("ingressd", "nginx") if round_number % 2 else ("nginx", "ingressd"):
-                    pid, port, tls_port = targets[name]
-                    measure(pid, f"http://127.0.0.1:{port}", f"https://127.0.0.1:{tls_port}",
-                            args, results[name])  # fmt: skip
+                    pid, port, tls_pid, tls_port = targets[name]
+                    measure(pid, f"http://127.0.0.1:{port}", tls_pid,
+                            f"https://127.0.0.1:{tls_port}", args, results[name])  # fmt: skip
                 _, cpu = cpu_per_request(logged.pid, f"http://127.0.0.1:{ports['logged']}/",
                                          args.duration)  # fmt: skip
                 logged_cpu.append(cpu)
@@ -345,13 +355,14 @@ def report(results: dict[str, Result], logged_cpu: list[float]) -> None:
         ("CPU µs/handshake", med(ing.handshake_cpu_us), med(ngx.handshake_cpu_us),
          med(ing.handshake_cpu_us) / med(ngx.handshake_cpu_us), "<= 2", lambda r: r <= 2),
         ("peak RSS MB", ing.rss, ngx.rss, ing.rss / ngx.rss, "ingressd < 40 MB", None),
+        ("peak RSS MB, TLS", ing.tls_rss, ngx.tls_rss, ing.tls_rss / ngx.tls_rss, "", None),
     ]  # fmt: skip
     print(f"{'metric':<22}{'ingressd':>12}{'nginx':>12}{'ratio':>9}  target")
     for name, a, b, ratio, target, check in rows:
         verdict = ""
         if check is not None:
             verdict = "PASS" if check(ratio) else "FAIL"
-        elif name.startswith("peak RSS"):
+        elif name == "peak RSS MB":
             verdict = "PASS" if a < 40 else "FAIL"
         print(f"{name:<22}{a:>12.1f}{b:>12.1f}{ratio:>9.2f}  {target} {verdict}")
     print(f"(medians of {len(ing.rps)} rounds; wrk -t1 -c50; CPU = process user+sys time)")

@@ -222,6 +222,7 @@ _VERSIONS: Final = frozenset((b"1.1", b"1.0"))
 _NOTABLE: Final = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
+_FRAMING_FIELDS: Final = frozenset((b"content-length", b"transfer-encoding", b"host"))
 _MAX_CONTENT_LENGTH: Final = (1 << 63) - 1
 _MAX_CHUNK_LINE: Final = 4096  # size and extensions; anything longer is an attack, not a chunk
 
@@ -275,6 +276,11 @@ def _check_trailers(section: bytes, fail: Fail) -> None:
     for line in section.split(b"\r\n"):
         if _FIELD_LINE.fullmatch(line) is None:
             raise fail(f"invalid trailer line {line[:60]!r}", 400)
+        name = line.partition(b":")[0].lower()
+        if name in _FRAMING_FIELDS:
+            # RFC 9110 §6.5.1: framing fields never belong in trailers (h11 refuses
+            # some of these; refusing all is the stricter, safe side).
+            raise fail(f"{name.decode()} in trailers", 400)
 
 
 # --------------------------------------------------------------------------- llhttp
@@ -473,6 +479,7 @@ class _Framer:
         "start_bytes",
         "state",
         "strict_close",
+        "excess",
     )
 
     def __init__(
@@ -491,7 +498,7 @@ class _Framer:
         self.llhttp: Any = None  # created for the first head, reused while llhttp allows
         self.sink = _HeadSink()
         self.start_bytes = start_bytes  # what a message may start with
-        self.strict_close = strict_close  # bytes after the last message: error, or dropped
+        self.strict_close = strict_close  # bytes after the last message: `excess`, or ignored
         self.max_line, self.max_headers_size, self.max_headers = limits
         self.method = b""  # responses: the method of the request being answered
         self.pending = bytearray()  # unconsumed bytes: partial head or chunk line, tunnel data
@@ -501,6 +508,7 @@ class _Framer:
         self.remaining = 0
         self.body: _BodyReader | None = None
         self.broken: IngressError | None = None
+        self.excess = False  # bytes arrived after the last message (responses)
 
     def check_alive(self) -> None:
         if self.broken is not None:
@@ -587,9 +595,11 @@ class _Framer:
         return events
 
     def _after_close(self) -> None:
-        if self.strict_close:
-            raise self.fail("data after the end of the last message", 400)
-        self.pending.clear()  # RFC 9112 §9.6: a server ignores requests after "close"
+        # A server ignores requests after "close" (RFC 9112 §9.6); a backend's bytes
+        # after its answer are dropped too (RFC 9112 §6.3), but they mark the
+        # connection as unusable: see `ResponseParser.excess`.
+        self.excess = self.excess or self.strict_close
+        self.pending.clear()
 
     def _partial_head(self, buf: bytes | bytearray, pos: int) -> None:
         """No end of head yet: fail now if waiting for one can only end in an error."""
@@ -824,7 +834,8 @@ class ResponseParser:
     protocols (101, or 2xx to CONNECT) is also emitted alone; then `upgraded` is
     True and later bytes are held for `take_upgrade_leftover()`.  The caller
     checks that it asked for the switch.  Bytes after the final EndOfMessage are
-    an error: nothing is pipelined upstream.
+    dropped and set `excess`: nothing is pipelined upstream, so the connection
+    that sent them must not be reused.
     """
 
     __slots__ = ("_framer",)
@@ -868,6 +879,11 @@ class ResponseParser:
             framer.end_message(events)
             return events
         raise framer.die(UpstreamProtocolError("backend closed the connection inside a response"))
+
+    @property
+    def excess(self) -> bool:
+        """The backend sent bytes after its complete answer: deliver it, never reuse."""
+        return self._framer.excess
 
     @property
     def upgraded(self) -> bool:

@@ -414,7 +414,8 @@ class Exchange:
             self.client.write(LAST_CHUNK)
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
-            if self.request_complete and self.upstream_reusable:
+            parser = self.response_parser
+            if self.request_complete and self.upstream_reusable and not (parser and parser.excess):
                 upstream.pool.release(upstream)
             else:
                 upstream.close()

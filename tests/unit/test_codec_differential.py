@@ -558,7 +558,7 @@ RESPONSES: dict[str, tuple[bytes, bytes, bool]] = {
     "version_2": (b"GET", b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", False),
     "lowercase_protocol": (b"GET", b"http/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False),
     "leading_empty_line": (b"GET", b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False),
-    "bytes_after_the_response": (b"GET", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", False),
+    "bytes_after_the_response": (b"GET", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", True),
     "eof_inside_body": (b"GET", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", False),
     "eof_inside_chunked": (
         b"GET",
@@ -578,7 +578,6 @@ RESPONSES_STRICTER: dict[str, str] = {
     "reason_ctl": "CTLs other than HTAB in the reason phrase",
     "status_600": "RFC 9110 §15: status codes are 100-599",
     "version_2": "only HTTP/1.0 and 1.1",
-    "bytes_after_the_response": "nothing is pipelined upstream; h11 just stops reading",
 }
 
 
