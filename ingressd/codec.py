@@ -464,6 +464,7 @@ class _Framer:
         "after",
         "body",
         "broken",
+        "excess",
         "fail",
         "head_handler",
         "llhttp",
@@ -479,7 +480,6 @@ class _Framer:
         "start_bytes",
         "state",
         "strict_close",
-        "excess",
     )
 
     def __init__(
