@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -166,6 +167,7 @@ class ProxyServer:
                          len(exc.problems))  # fmt: skip
             return False
         self.swap(runtime)
+        gc.freeze()  # see run(): the new table need not be scanned by the cyclic collector
         self.stats.reloads_ok += 1
         self.stats.last_reload_ok = runtime.loaded_at
         for warning in runtime.warnings:
@@ -315,6 +317,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for warning in runtime.warnings:
         logger.warning("%s", warning)
+    # The route table can be millions of long-lived objects: keep the cyclic
+    # collector from rescanning them (latency spikes on big configurations).
+    gc.freeze()
     listeners = Listeners(http=args.http, https=args.https, admin=args.admin)
     try:
         uvloop.run(_main(settings, runtime, listeners))
