@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,14 @@ def _cidrs(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, .
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _workers(value: str) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {value!r}")
+    return int(value)
+
+
 def _positive(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -66,7 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--http", type=_address, default=("0.0.0.0", 8080), metavar="HOST:PORT")
     parser.add_argument("--https", type=_address, default=("0.0.0.0", 8443), metavar="HOST:PORT")
     parser.add_argument("--admin", type=_address, default=("127.0.0.1", 10254), metavar="HOST:PORT")
-    parser.add_argument("--workers", default="1", metavar="N|auto")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="processes sharing the listeners (auto: one per CPU)",
+    )
     parser.add_argument("--ingress-class", metavar="NAME")
     parser.add_argument("--default-cert", metavar="PEM")
     parser.add_argument("--default-key", metavar="PEM")

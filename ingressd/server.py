@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import uvloop
@@ -225,6 +227,7 @@ class Listeners:
     http: Address | None = ("0.0.0.0", 8080)
     https: Address | None = ("0.0.0.0", 8443)
     admin: Address | None = ("127.0.0.1", 10254)
+    reuse_port: bool = False  # --workers: every process binds the data-path ports
 
 
 async def serve(
@@ -247,7 +250,8 @@ async def serve(
             host, port = listeners.http
             servers.append(await loop.create_server(
                 lambda: ClientConnection(server, http1.Listener(b"http", bound["http"][1])),
-                host, port, reuse_address=True, backlog=1024))  # fmt: skip
+                host, port, reuse_address=True, reuse_port=listeners.reuse_port,
+                backlog=1024))  # fmt: skip
             bound["http"] = _bound_address(servers[-1])
         if listeners.https is not None:
             context = listener_context(server.default_certificate, lambda: server.runtime.certs)
@@ -256,7 +260,7 @@ async def serve(
                 lambda: server.handshake_started(
                     ClientConnection(server, http1.Listener(b"https", bound["https"][1]))),
                 host, port, ssl=context, ssl_handshake_timeout=settings.client_header_timeout,
-                reuse_address=True, backlog=1024))  # fmt: skip
+                reuse_address=True, reuse_port=listeners.reuse_port, backlog=1024))  # fmt: skip
             bound["https"] = _bound_address(servers[-1])
             server.https_port = bound["https"][1]
         if listeners.admin is not None:
@@ -321,12 +325,49 @@ def run(args: argparse.Namespace) -> int:
     # collector from rescanning them (latency spikes on big configurations).
     gc.freeze()
     listeners = Listeners(http=args.http, https=args.https, admin=args.admin)
+    if args.workers == 1:
+        return _serve_process(settings, runtime, listeners)
+    return _supervise(args.workers, settings, runtime, listeners)
+
+
+def _serve_process(settings: Settings, runtime: Runtime, listeners: Listeners) -> int:
     try:
         uvloop.run(_main(settings, runtime, listeners))
     except OSError as exc:
         print(f"ingressd: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _supervise(count: int, settings: Settings, runtime: Runtime, listeners: Listeners) -> int:
+    """``--workers N``: N forked processes share the data-path ports (SO_REUSEPORT).
+
+    The first worker also serves the admin listener (its metrics are its own).
+    The parent forwards SIGHUP, SIGTERM, SIGINT and SIGUSR1 to every worker and
+    exits when all have stopped: 0 if all exited 0.  A worker that dies is not
+    restarted.
+    """
+    shared = replace(listeners, reuse_port=True)
+    children: list[int] = []
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:
+            own = shared if index == 0 else replace(shared, admin=None)
+            os._exit(_serve_process(settings, runtime, own))
+        children.append(pid)
+
+    def forward(signum: int, _: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or int(os.waitstatus_to_exitcode(code) != 0)
+    return status
 
 
 async def _main(settings: Settings, runtime: Runtime, listeners: Listeners) -> None:
