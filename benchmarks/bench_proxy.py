@@ -285,24 +285,24 @@ def main() -> None:
         )
         (work / "ingress.yaml").write_text(INGRESS.format(backend=ports["backend"], host=HOST))
 
-        def ingressd_cmd(http: int, https: int, access_log: str) -> list[str]:
+        def ingressd_cmd(http: int | None, https: int | None, access_log: str) -> list[str]:
+            """One listener per process, so each one's RSS and CPU are its own."""
+            tls = ["--default-cert", str(work / "tls.crt"), "--default-key", str(work / "tls.key")]
             return [
                 sys.executable, "-m", "ingressd", "--config", str(work / "ingress.yaml"),
-                "--http", f"127.0.0.1:{http}", "--https", f"127.0.0.1:{https}",
-                "--admin", "127.0.0.1:0", "--default-cert", str(work / "tls.crt"),
-                "--default-key", str(work / "tls.key"), "--access-log", access_log,
+                "--http", f"127.0.0.1:{http}" if http else "off",
+                "--https", f"127.0.0.1:{https}" if https else "off",
+                *(tls if https else []), "--admin", "127.0.0.1:0", "--access-log", access_log,
                 "--log-level", "warning",
             ]  # fmt: skip
 
         with (
             process(["nginx", "-c", str(work / "backend.conf"), "-p", str(work)]),
             process(["nginx", "-c", str(work / "proxy.conf"), "-p", str(work)]) as nginx,
-            process(ingressd_cmd(ports["ingressd"], free_port(), "off"), cwd=ROOT) as ingressd,
+            process(ingressd_cmd(ports["ingressd"], None, "off"), cwd=ROOT) as ingressd,
+            process(ingressd_cmd(None, ports["ingressd_tls"], "off"), cwd=ROOT) as ingressd_tls,
             process(
-                ingressd_cmd(free_port(), ports["ingressd_tls"], "off"), cwd=ROOT
-            ) as ingressd_tls,
-            process(
-                ingressd_cmd(ports["logged"], free_port(), str(work / "access.log")), cwd=ROOT
+                ingressd_cmd(ports["logged"], None, str(work / "access.log")), cwd=ROOT
             ) as logged,  # fmt: skip
         ):
             for port in ports.values():

@@ -212,7 +212,8 @@ class Collector(_Collector):
         )  # fmt: skip
         certs = self.server.runtime.certs
         for certificate in (certs.default, *certs.certificates):
-            expiry.add_metric([certificate.name], certificate.not_after.timestamp())
+            if certificate is not None:
+                expiry.add_metric([certificate.name], certificate.not_after.timestamp())
         yield expiry
 
     def _config(self) -> Iterator[Metric]:

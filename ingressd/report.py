@@ -76,7 +76,7 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
                 f"SANs {', '.join(certificate.sans) or '(none)'}; "
                 f"expires {certificate.not_after:%Y-%m-%d}"
             )
-    if certs is not None:
+    if certs is not None and certs.default is not None:
         default = certs.default
         lines.append(
             f"Default certificate: {default.subject}, expires {default.not_after:%Y-%m-%d}"

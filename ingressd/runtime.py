@@ -66,7 +66,7 @@ class Runtime:
         return (*self.config.warnings, *self.table.warnings, *self.tls_warnings)
 
 
-def build_runtime(settings: Settings, default_certificate: Certificate) -> Runtime:
+def build_runtime(settings: Settings, default_certificate: Certificate | None) -> Runtime:
     """Load, validate and compile routes and certificates; `ConfigError` lists every problem."""
     config = load_config(settings.config_paths, certs_dir=settings.certs_dir)
     table = compile_routes(config, ingress_class=settings.ingress_class)

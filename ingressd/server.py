@@ -254,6 +254,7 @@ async def serve(
                 backlog=1024))  # fmt: skip
             bound["http"] = _bound_address(servers[-1])
         if listeners.https is not None:
+            assert server.default_certificate is not None  # made whenever https is on
             context = listener_context(server.default_certificate, lambda: server.runtime.certs)
             host, port = listeners.https
             servers.append(await loop.create_server(
@@ -310,7 +311,10 @@ def run(args: argparse.Namespace) -> int:
     """The ``ingressd --config ...`` process: exit 1 on a bad config, 0 after a graceful stop."""
     settings = settings_from_args(args)
     try:
-        runtime = build_runtime(settings, default_certificate(args.default_cert, args.default_key))
+        default = None
+        if args.https is not None or args.default_cert:
+            default = default_certificate(args.default_cert, args.default_key)
+        runtime = build_runtime(settings, default)
     except (ConfigError, CertificateError, OSError) as exc:
         if not isinstance(exc, ConfigError):
             print(f"ingressd: default certificate: {exc}", file=sys.stderr)

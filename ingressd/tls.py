@@ -17,15 +17,16 @@ import os
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from .model import ObjectRef, Origin, TLSSecret
 from .routes import TLSHost
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# `cryptography` is imported where certificates are handled, not at start-up: it
+# costs ~10 MB of memory that an http-only ingressd without TLS Secrets never needs.
 
 EXPIRY_WARNING = dt.timedelta(days=30)
 DEFAULT_SUBJECT = "ingressd default certificate"
@@ -107,6 +108,9 @@ def check_certificate(
     origin: Origin | None = None,
 ) -> Certificate:  # fmt: skip
     """Parse and check a chain and its key; raises `CertificateError` naming the problem."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     now = now or dt.datetime.now(dt.UTC)
     try:
         chain = x509.load_pem_x509_certificates(chain_pem)
@@ -139,6 +143,8 @@ def check_certificate(
 
 
 def _public_bytes(key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -146,6 +152,8 @@ def _public_bytes(key: object) -> bytes:
 
 def _check_chain_order(chain: Sequence[x509.Certificate]) -> None:
     """Each certificate must be issued (and signed) by the next one."""
+    from cryptography.exceptions import InvalidSignature
+
     for index, (child, parent) in enumerate(itertools.pairwise(chain)):
         if child.issuer != parent.subject:
             raise CertificateError(
@@ -161,6 +169,9 @@ def _check_chain_order(chain: Sequence[x509.Certificate]) -> None:
 
 
 def _sans(certificate: x509.Certificate) -> tuple[str, ...]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -176,6 +187,11 @@ def generate_self_signed(
     issuer: tuple[bytes, bytes] | None = None, is_ca: bool = False,
 ) -> tuple[bytes, bytes]:  # fmt: skip
     """An EC P-256 certificate and key (PEM), self-signed or signed by `issuer` (cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     issuer_name, signing_key = subject, key
@@ -215,7 +231,7 @@ def generate_self_signed(
 class CertificateStore:
     """SNI name → SSLContext, built once per configuration load."""
 
-    default: Certificate
+    default: Certificate | None  # None: no https listener and no --default-cert
     exact: dict[str, Certificate] = field(default_factory=dict)
     wildcard: dict[str, Certificate] = field(
         default_factory=dict
@@ -223,7 +239,7 @@ class CertificateStore:
     certificates: tuple[Certificate, ...] = ()
     hosts: tuple[tuple[str, Certificate], ...] = ()  # (TLS host, the certificate serving it)
 
-    def select(self, server_name: str | None) -> Certificate:
+    def select(self, server_name: str | None) -> Certificate | None:
         """Exact TLS host, then a one-label wildcard TLS host, then the default certificate."""
         if not server_name:
             return self.default
@@ -247,7 +263,7 @@ class StoreBuild:
 
 
 def build_store(
-    tls_hosts: Sequence[TLSHost], secrets: Sequence[TLSSecret], default: Certificate,
+    tls_hosts: Sequence[TLSHost], secrets: Sequence[TLSSecret], default: Certificate | None,
     *, now: dt.datetime | None = None,
 ) -> StoreBuild:  # fmt: skip
     """Check every Secret a TLS host uses; errors and warnings name the Secret and its file:line."""
@@ -266,7 +282,8 @@ def build_store(
             )
         certificate = checked[tls_host.secret]
         if certificate is None:
-            hosts.append((tls_host.host, default))
+            if default is not None:
+                hosts.append((tls_host.host, default))
             continue
         if not certificate.covers(tls_host.host):
             warnings.append(
@@ -326,7 +343,9 @@ def listener_context(
     context = new_context(default.chain_pem, default.key_pem)
 
     def choose(ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
-        ssl_object.context = current_store().select(server_name).context
+        certificate = current_store().select(server_name)
+        if certificate is not None:
+            ssl_object.context = certificate.context
 
     context.sni_callback = choose
     return context
