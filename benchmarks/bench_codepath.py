@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 import uvloop
 
 from ingressd import http1
+from ingressd.accesslog import AccessLog
 from ingressd.downstream import ClientConnection
 from ingressd.pool import State, UpstreamConnection
 from ingressd.runtime import Settings, build_runtime
@@ -88,13 +91,19 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(requests: int, profile: bool) -> float:
+async def run(
+    requests: int, profile: bool, access_log: str | None = None, metrics: bool = True
+) -> float:
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
         path.write_text(CONFIG)
         settings = Settings(config_paths=(str(path),))
         server = ProxyServer(settings, build_runtime(settings, default_certificate()), loop)
+    if access_log is not None:
+        server.access_log = AccessLog(access_log, "text", loop)
+    if not metrics:  # the baseline of the observability cost: nothing counted
+        server.stats.count_request = lambda *args: None  # type: ignore[method-assign]
     client = ClientConnection(server, http1.Listener(b"http", 8080))
     client_transport = MemoryTransport(("127.0.0.1", 50000))
     client.connection_made(client_transport)
@@ -132,9 +141,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--access-log-cost",
+        action="store_true",
+        help="alternate runs without metrics and access log, with metrics, with both",
+    )
     args = parser.parse_args()
-    micros = uvloop.run(run(args.requests, args.profile))
-    print(f"{micros:.1f} µs of CPU per proxied request (Python path, no sockets)")
+    if not args.access_log_cost:
+        micros = uvloop.run(run(args.requests, args.profile))
+        print(f"{micros:.1f} µs of CPU per proxied request (Python path, no sockets)")
+        return
+    bare: list[float] = []
+    counted: list[float] = []
+    logged: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "access.log")
+        for _ in range(5):
+            bare.append(uvloop.run(run(args.requests, False, None, False)))
+            counted.append(uvloop.run(run(args.requests, False, None, True)))
+            logged.append(uvloop.run(run(args.requests, False, log, True)))
+    med = statistics.median
+    print(
+        "Python path, µs per request (medians of 5 alternating runs): "
+        f"metrics and access log off {med(bare):.1f}; metrics on {med(counted):.1f} "
+        f"(+{med(counted) - med(bare):.1f}); metrics and access log to a file "
+        f"{med(logged):.1f} (+{med(logged) - med(bare):.1f})"
+    )
 
 
 if __name__ == "__main__":
