@@ -32,5 +32,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check ingressd tests benchmarks
 	$(BIN)/mypy
 
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/bench_routes.py
+	$(BIN)/python benchmarks/bench_proxy.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
