@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import sys
 import weakref
@@ -65,6 +66,10 @@ class ProxyServer:
         self.access_log: AccessLog | None = None
         self.stopping = False
         self._handshaking: set[weakref.ref[ClientConnection]] = set()
+        self._fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        # Each client connection may hold an upstream one too; keep room for listeners.
+        self._fd_warning = max(1, (self._fd_limit - 64) // 2)
+        self._next_limit_warning = 0.0
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -76,10 +81,28 @@ class ProxyServer:
             self._handshaking.discard(connection.handshake)
             self.stats.tls_handshakes += 1
         if self.stopping or len(self.connections) >= self.settings.max_connections:
+            if not self.stopping:
+                self._warn_limit("--max-connections", self.settings.max_connections)
             return False
         self.connections.add(connection)
         self._all_closed.clear()
+        if len(self.connections) >= self._fd_warning:
+            # Past the descriptor limit libuv accepts and closes new connections
+            # silently (its EMFILE back-off): say so before it happens.
+            self._warn_limit("the open-file limit (RLIMIT_NOFILE)", self._fd_limit)
         return True
+
+    def _warn_limit(self, what: str, limit: int) -> None:
+        now = self.loop.time()
+        if now >= self._next_limit_warning:
+            self._next_limit_warning = now + 10.0
+            logger.warning(
+                "%d client connections open, close to %s of %d: new connections "
+                "are being or will be refused",
+                len(self.connections),
+                what,
+                limit,
+            )
 
     def handshake_started(self, connection: ClientConnection) -> ClientConnection:
         """A TLS connection's protocol exists before its handshake: if it dies unconnected,

@@ -227,6 +227,7 @@ async def test_running_out_of_descriptors_does_not_stop_the_server(
         response = await http.get("/after")
     assert response.status_code == 200, response.text
     assert response.json()["target"] == "/after"
+    assert any("open-file limit" in line for line in proxy.lines), "no warning was logged"
 
 
 # --------------------------------------------------------------------------- (c) silent backend
