@@ -51,15 +51,6 @@ _REQUEST_ID_CHARS: Final = frozenset(
 )
 
 
-def connection_tokens(headers: Headers) -> frozenset[bytes]:
-    """Lower-cased tokens of every ``Connection`` header."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(tokens)
-
-
 def end_to_end(headers: Headers) -> list[tuple[bytes, bytes]]:
     """Headers without the hop-by-hop ones, including those named in ``Connection``."""
     return _without(headers, HOP_BY_HOP)
