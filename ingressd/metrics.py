@@ -56,9 +56,12 @@ class Histogram:
         return buckets
 
 
+_METHOD_CLASSES = {name.encode(): name for name in _METHODS}
+
+
 def method_class(method: bytes) -> str:
-    name = method.decode("latin-1")
-    return name if name in _METHODS else "other"
+    """The method as a label; "other" keeps the label set bounded."""
+    return _METHOD_CLASSES.get(method, "other")
 
 
 def status_class(status: int) -> str:
