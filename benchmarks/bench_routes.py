@@ -40,7 +40,7 @@ LOOKUPS = 100_000
 LOOKUP_REPEATS = 5
 INGRESS_CLASS = "nginx"
 
-# Targets (SPEC-level goals for the route table).
+# The route table's targets (see benchmarks/README.md).
 COMPILE_TARGET_S = 2.0  # 10,000 Ingresses
 MEMORY_TARGET_MB = 200.0  # compiled table of 10,000 Ingresses
 LOOKUP_RATIO_TARGET = 1.5  # lookup at 10,000 / lookup at 10
@@ -227,7 +227,7 @@ def generate_manifest(size: int, directory: str) -> Manifest:
     - 3-6 paths: ``/api/v1/users`` Prefix, one three-segment Exact path, then 1-4 of
       ``/static``, ``/healthz``, ``/assets/img/icons``, ``/api/v2/orders``, ... (even ``i``
       always also get ``/`` Prefix);
-    - backends by port name or number, 1% to a Service that does not exist (503);
+    - backends by port name or number, 0.5% to a Service that does not exist (503);
     - ingressClassName ``nginx`` (11% none, which the default IngressClass takes;
       1% ``traefik``, not served); TLS on a third; a few annotations and defaultBackends.
     """
