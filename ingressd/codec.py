@@ -33,6 +33,7 @@ After an error a parser is dead: every later call raises again.
 
 from __future__ import annotations
 
+import abc
 import enum
 import re
 from collections.abc import Callable, Iterable
@@ -319,7 +320,7 @@ class _HeadSink:
 # --------------------------------------------------------------------------- bodies
 
 
-class _BodyReader:
+class _BodyReader(abc.ABC):
     """Consumes body bytes from `buf[pos:]`, appends `Body` events, returns the new pos.
 
     Fixed-length bodies, the common case, need no reader: `_Framer` counts them
@@ -331,8 +332,9 @@ class _BodyReader:
     def __init__(self) -> None:
         self.done = False
 
+    @abc.abstractmethod
     def read(self, buf: bytes | bytearray, pos: int, events: list[Any]) -> int:
-        raise NotImplementedError
+        """Consume what belongs to the body; set `done` at its end."""
 
     def ends_at_eof(self) -> bool:
         """True if the peer closing the connection ends this body, False if it cuts it."""

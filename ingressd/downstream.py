@@ -242,7 +242,10 @@ class ClientConnection(asyncio.Protocol):
         self._skip_end = bodyless
         if bodyless:
             self.phase = _WAITING
-            self.deadline.stop()
+            if self.write_paused:  # still not reading earlier answers: the send timeout runs
+                self.deadline.start(self.server.settings.client_send_timeout)
+            else:
+                self.deadline.stop()
         else:
             self.phase = _BODY
             self.deadline.start(self.server.settings.client_body_timeout)
@@ -254,6 +257,7 @@ class ClientConnection(asyncio.Protocol):
         if self.exchange is not exchange:
             return
         self.exchange = None
+        self._resume(_PAUSE_UPSTREAM)  # a backend pause must not outlive its exchange
         if self.phase is _CLOSED:
             return
         if not keep_alive or self.closing or self.phase is _TUNNEL:
@@ -381,6 +385,8 @@ class ClientConnection(asyncio.Protocol):
             self.deadline.start(_LINGER_IDLE)
             return
         transport.close()
+        if transport.get_write_buffer_size():
+            self.deadline.start(self.server.settings.client_send_timeout)
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the current response."""
@@ -403,6 +409,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         phase = self.phase
+        transport = self.transport
+        if self.closing and transport is not None and transport.is_closing():
+            transport.abort()  # closed, but the client never read what was left to send
+            return
         if phase is _LINGER:
             if self.transport is not None:
                 self.transport.abort()

@@ -259,6 +259,9 @@ class Exchange:
         if not self.client.batching:
             self.flush_upstream()
         self.client.resume_for_upstream()
+        if self.client.write_paused and connection.transport is not None:
+            # The client is not reading: do not read the backend faster than it.
+            connection.transport.pause_reading()
         if self.request_complete:
             self._touch()
 
@@ -311,10 +314,10 @@ class Exchange:
         if self.upstream is not None:
             self._touch()
 
-    def upstream_send_stalled(self) -> int:
+    def upstream_send_stalled(self) -> float:
         """The send timeout to run while the backend accepts no more request bytes."""
         assert self.route is not None
-        return int(self.route.policy.send_timeout)
+        return self.route.policy.send_timeout
 
     # --- the response ---------------------------------------------------------
 
@@ -415,7 +418,15 @@ class Exchange:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             parser = self.response_parser
-            if self.request_complete and self.upstream_reusable and not (parser and parser.excess):
+            clean = self.request_complete and self.upstream_reusable
+            # Request bytes still queued (the backend answered early) or bytes after
+            # its answer: that connection's state is unknown, never reuse it.
+            if (
+                clean
+                and not (parser and parser.excess)
+                and upstream.transport is not None
+                and not upstream.transport.get_write_buffer_size()
+            ):
                 upstream.pool.release(upstream)
             else:
                 upstream.close()

@@ -57,7 +57,7 @@ class TimerWheel:
         due_tick = math.floor(now / self.resolution + 1e-9)
         due = [t for t in self._buckets if t <= due_tick]
         for tick in sorted(due):
-            for deadline in self._buckets.pop(tick):
+            for deadline in self._buckets.pop(tick, ()):
                 deadline._tick = 0
                 deadline._check(now)
         if self._handle is not None:  # a deadline re-filed above scheduled one already
