@@ -115,8 +115,8 @@ async def wait_refused(port: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except ConnectionRefusedError:
-            return
+        except (ConnectionRefusedError, ConnectionResetError):
+            return  # refused, or reset while queued on the listener being closed
         writer.close()
         await writer.wait_closed()
         await asyncio.sleep(0.02)
