@@ -12,11 +12,13 @@ import functools
 import ipaddress
 import os
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final, NamedTuple
 
+from .codec import split_fields
 from .errors import ProtocolError
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -66,13 +68,10 @@ def new_request_id() -> bytes:
     return b"%032x" % _random.getrandbits(128)
 
 
-def request_id_of(headers: Headers) -> bytes:
-    """The client's ``X-Request-ID`` when it is a sane token, else a new one."""
-    for name, value in headers:
-        if name == b"x-request-id":
-            if 0 < len(value) <= 200 and _REQUEST_ID_CHARS.issuperset(value):
-                return value
-            break
+def request_id_of(value: bytes | None) -> bytes:
+    """The client's ``X-Request-ID`` value when it is a sane token, else a new id."""
+    if value and len(value) <= 200 and _REQUEST_ID_CHARS.issuperset(value):
+        return value
     return new_request_id()
 
 
@@ -85,13 +84,8 @@ class Target(NamedTuple):
     host_header: bytes  # the Host header sent upstream
 
 
-def split_target(method: bytes, target: bytes, headers: Headers) -> Target:
+def split_target(method: bytes, target: bytes, host_header: bytes) -> Target:
     """RFC 9112 §3.2: origin-form, absolute-form (its authority beats Host) or ``*``."""
-    host_header = b""
-    for name, value in headers:
-        if name == b"host":
-            host_header = value
-            break
     if target[:1] == b"/":
         return Target(_host_name(host_header), target.decode("latin-1"), target, host_header)
     if target == b"*" and method == b"OPTIONS":
@@ -220,37 +214,46 @@ def _without(headers: Headers, drop: frozenset[bytes]) -> list[tuple[bytes, byte
     return kept
 
 
-def field_lines(headers: Headers, drop: frozenset[bytes]) -> bytes:
-    """Serialized ``name: value`` lines of the fields not in `drop`, in one pass.
+def _remover(names: frozenset[bytes]) -> re.Pattern[bytes]:
+    """Matches the field lines named `names` in a CRLF-led block, from LF to CR.
 
-    Fields named in ``Connection`` are dropped too (rare: a second pass).  Names
-    and values come from the codec, which refused CR, LF and NUL in them, so no
-    header can be injected here.
+    Removing ``LF name: value CR`` joins the CR before with the LF after, so the
+    block keeps its shape.  Names are matched up to the colon: ``te`` never
+    matches ``te-x``.
     """
-    parts: list[bytes] = []
-    named = None
-    for name, value in headers:
-        if name in drop:
-            if name == b"connection":
-                named = value
-            continue
-        parts += (name, b": ", value, b"\r\n")
-    if named is not None and named.lower() not in _CONNECTION_OPTIONS:
-        tokens = {t.strip().lower() for t in named.split(b",")} - _CONNECTION_OPTIONS
-        if tokens:
-            drop = drop | tokens
-            return b"".join([b"%s: %s\r\n" % f for f in headers if f[0] not in drop])
-    return b"".join(parts)
+    alternatives = b"|".join(re.escape(name) for name in sorted(names))
+    return re.compile(rb"\n(?:%s):[^\r]*\r" % alternatives, re.IGNORECASE)
 
 
-def upstream_fields(headers: Headers) -> bytes:
-    """The client's end-to-end fields for the backend (ingressd adds its own after them)."""
-    return field_lines(headers, _DROP_UPSTREAM)
+def _forwardable(
+    fields: bytes, connection: Sequence[bytes], remover: re.Pattern[bytes], drop: frozenset[bytes]
+) -> bytes:
+    """The field lines of a block that may be forwarded, as a CRLF-led block.
+
+    Lines are forwarded as received (the codec let through no CR, LF or NUL, so
+    no header can be injected); fields named in ``Connection`` go too (rare: a
+    slower path over the parsed fields).
+    """
+    named = [token for token in connection if token not in _CONNECTION_OPTIONS]
+    if not named:
+        return remover.sub(b"", fields)
+    drop = drop.union(named)
+    kept = [b"%s: %s\r\n" % field for field in split_fields(fields) if field[0] not in drop]
+    return b"\r\n" + b"".join(kept)
 
 
-def downstream_fields(headers: Headers) -> bytes:
-    """The backend's end-to-end fields for the client (ingressd adds its own after them)."""
-    return field_lines(headers, _DROP_DOWNSTREAM)
+def upstream_fields(fields: bytes, connection: Sequence[bytes]) -> bytes:
+    """The client's end-to-end field lines for the backend (CRLF-led, CRLF-ended block).
+
+    `fields` and `connection` are those of a `codec.RequestHead`; ingressd adds
+    its own fields after these.
+    """
+    return _forwardable(fields, connection, _UPSTREAM_REMOVER, _DROP_UPSTREAM)
+
+
+def downstream_fields(fields: bytes, connection: Sequence[bytes]) -> bytes:
+    """The backend's end-to-end field lines for the client (CRLF-led, CRLF-ended block)."""
+    return _forwardable(fields, connection, _DOWNSTREAM_REMOVER, _DROP_DOWNSTREAM)
 
 
 def fields_bytes(headers: Headers) -> bytes:
@@ -261,6 +264,8 @@ def fields_bytes(headers: Headers) -> bytes:
 _CONNECTION_OPTIONS: Final = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 _DROP_UPSTREAM: Final = HOP_BY_HOP | _REPLACED
 _DROP_DOWNSTREAM: Final = HOP_BY_HOP | {b"x-request-id"}
+_UPSTREAM_REMOVER: Final = _remover(_DROP_UPSTREAM)
+_DOWNSTREAM_REMOVER: Final = _remover(_DROP_DOWNSTREAM)
 
 
 # --- ingressd's own answers --------------------------------------------------

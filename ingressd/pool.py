@@ -16,11 +16,14 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from .balancer import PassiveHealth
 from .errors import UpstreamTimeout, UpstreamUnavailable
 from .routes import Endpoint
+
+if TYPE_CHECKING:
+    from .codec import ResponseParser
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,16 @@ _CONNECTING, _ACTIVE, _IDLE, _CLOSED = State
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("endpoint", "idle_since", "owner", "pool", "state", "transport", "uses")
+    __slots__ = (
+        "endpoint",
+        "idle_since",
+        "owner",
+        "pool",
+        "response_parser",
+        "state",
+        "transport",
+        "uses",
+    )
 
     def __init__(self, pool: EndpointPool) -> None:
         self.pool = pool
@@ -60,6 +72,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner: Owner | None = None
         self.idle_since = 0.0
         self.uses = 0
+        # The framing state of this connection's answers, kept across exchanges.
+        self.response_parser: ResponseParser | None = None
 
     def __repr__(self) -> str:
         return f"<UpstreamConnection {self.endpoint} {self.state.value} uses={self.uses}>"

@@ -100,7 +100,7 @@ class Exchange:
         self.client = client
         self.head = head
         self.runtime = runtime
-        self.request_id = http1.request_id_of(head.headers)
+        self.request_id = http1.request_id_of(head.value(b"x-request-id"))
         self.route: Route | None = None
         self.phase = _CONNECTING
         self.upstream: UpstreamConnection | None = None
@@ -146,7 +146,7 @@ class Exchange:
     def _start(self) -> None:
         head = self.head
         client = self.client
-        target = http1.split_target(head.method, head.target, head.headers)
+        target = http1.split_target(head.method, head.target, head.host or b"")
         route = self.runtime.table.match(target.host, normalize_path(target.path))
         if route is None:
             self._answer(404)
@@ -187,8 +187,8 @@ class Exchange:
                 )
             )
         parts = [
-            head.method, b" ", target.forward_target, b" HTTP/1.1\r\nhost: ", host, b"\r\n",
-            http1.upstream_fields(head.headers), forwarded,
+            head.method, b" ", target.forward_target, b" HTTP/1.1\r\nhost: ", host,
+            http1.upstream_fields(head.fields, head.connection), forwarded,
             b"x-request-id: ", self.request_id, b"\r\n",
         ]  # fmt: skip
         if head.framing is _BY_LENGTH:
@@ -255,7 +255,12 @@ class Exchange:
         self.phase = _WAITING
         self.upstream_started = self.client.loop.time()
         self.head_sent = False
-        self.response_parser = ResponseParser(self.head.method)
+        parser = connection.response_parser
+        if parser is None:
+            parser = connection.response_parser = ResponseParser(self.head.method)
+        else:
+            parser.next_response(self.head.method)
+        self.response_parser = parser
         if not self.client.batching:
             self.flush_upstream()
         self.client.resume_for_upstream()
@@ -370,8 +375,8 @@ class Exchange:
         keep = self.keep_client and not client.closing
         framing = response.framing
         parts = [
-            b"HTTP/1.1 %d %s\r\n" % (status, response.reason),
-            http1.downstream_fields(response.headers),
+            b"HTTP/1.1 %d %s" % (status, response.reason),
+            http1.downstream_fields(response.fields, response.connection),
             b"x-request-id: ", self.request_id, b"\r\n",
         ]  # fmt: skip
         if framing is _CHUNKED or framing is _UNTIL_CLOSE:
@@ -380,7 +385,7 @@ class Exchange:
                 parts.append(b"transfer-encoding: chunked\r\n")
             else:
                 keep = False  # an HTTP/1.0 client learns the end from the close
-        elif head.method == b"HEAD" and any(n == b"transfer-encoding" for n, _ in response.headers):
+        elif head.method == b"HEAD" and response.value(b"transfer-encoding") is not None:
             parts.append(b"transfer-encoding: chunked\r\n")  # what a GET would have got
         self.keep_client = keep
         if head.version == b"1.0":

@@ -143,12 +143,8 @@ class ProxyServer:
             upstream_seconds, exchange.body_received, sent,
         )  # fmt: skip
         if self.access_log is not None:
-            referer = agent = b""
-            for name, value in head.headers:
-                if name == b"referer":
-                    referer = value
-                elif name == b"user-agent":
-                    agent = value
+            referer = head.value(b"referer") or b""
+            agent = head.value(b"user-agent") or b""
             self.access_log.log(
                 exchange.client.client_ip, head.method, head.target, head.version,
                 exchange.status, sent, exchange.body_bytes_sent, referer, agent,

@@ -72,24 +72,37 @@ def test_simple_get_gives_one_head_then_end() -> None:
             method=b"GET",
             target=b"/api/items?id=42",
             version=b"1.1",
-            headers=(
-                (b"host", b"example.com"),
-                (b"user-agent", b"curl/8.5.0"),
-                (b"accept", b"*/*"),
-                (b"x-empty", b""),
-                (b"x-padded", b"a  b"),
-                (b"x-dup", b"1"),
-                (b"x-dup", b"2"),
-            ),
+            fields=GET[GET.index(b"\r\n") : -2],
             keep_alive=True,
             framing=Framing.NONE,
             content_length=None,
             expect_continue=False,
             upgrade=None,
+            host=b"example.com",
+            connection=(),
         ),
         END,
     ]
     assert events[1] is END and isinstance(END, EndOfMessage)
+    assert request(events[0]).headers == (
+        (b"host", b"example.com"),
+        (b"user-agent", b"curl/8.5.0"),
+        (b"accept", b"*/*"),
+        (b"x-empty", b""),
+        (b"x-padded", b"a  b"),
+        (b"x-dup", b"1"),
+        (b"x-dup", b"2"),
+    )
+
+
+def test_field_values_are_found_by_name_whatever_the_case() -> None:
+    head = request(RequestParser().feed(GET)[0])
+    assert head.value(b"user-agent") == b"curl/8.5.0"
+    assert head.value(b"x-padded") == b"a  b"
+    assert head.value(b"x-empty") == b""
+    assert head.value(b"x-dup") == b"1"  # the first one
+    assert head.value(b"x") is None  # a prefix of a name is not the name
+    assert head.value(b"absent") is None
 
 
 def test_events_are_frozen() -> None:
@@ -386,10 +399,11 @@ def test_response_with_content_length() -> None:
             status=200,
             reason=b"OK",
             version=b"1.1",
-            headers=((b"content-type", b"text/plain"), (b"content-length", b"100")),
+            fields=b"\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n",
             keep_alive=True,
             framing=Framing.LENGTH,
             content_length=100,
+            connection=(),
         ),
         Body(body),
         END,
@@ -597,3 +611,22 @@ def test_llhttp_strict_mode_rejects_what_the_codec_leaves_to_it(raw: bytes) -> N
         httptools.HttpRequestParser(Sink()).feed_data(raw)
     with pytest.raises(ProtocolError):
         RequestParser().feed(raw)
+
+
+def test_a_response_parser_is_reused_for_the_next_answer_on_its_connection() -> None:
+    parser = ResponseParser(b"GET")
+    assert body_of(parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")) == b"hi"
+    parser.next_response(b"HEAD")  # the next answer is to a HEAD: no body whatever it says
+    events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+    assert [type(e) for e in events] == [ResponseHead, EndOfMessage]
+
+
+def test_a_response_parser_is_not_reused_after_an_unclean_answer() -> None:
+    excess = ResponseParser(b"GET")
+    excess.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi, and more")
+    assert excess.excess
+    unfinished = ResponseParser(b"GET")
+    unfinished.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nh")
+    for parser in (excess, unfinished):
+        with pytest.raises(RuntimeError):
+            parser.next_response(b"GET")
