@@ -156,10 +156,15 @@ class ClientConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self._bad_request(exc)
             return
-        if self.phase is _IDLE:
-            self.phase = _HEAD
-            self.deadline.start(self.server.settings.client_header_timeout)
-        elif self.phase is _BODY:
+        phase = self.phase
+        if phase is _IDLE:
+            if not events:
+                # The first bytes of a request head: its timeout starts now.  A complete
+                # head goes straight on; its request sets the timer it needs.
+                self.phase = _HEAD
+                self.deadline.start(self.server.settings.client_header_timeout)
+                return
+        elif phase is _BODY:
             self.deadline.start(self.server.settings.client_body_timeout)
         self._dispatch(events)
 

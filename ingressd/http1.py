@@ -65,7 +65,7 @@ os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 def new_request_id() -> bytes:
     """32 hex digits.  Ids must be unique, not secret: a seeded PRNG, not a syscall each."""
-    return b"%032x" % _random.getrandbits(128)
+    return _random.getrandbits(128).to_bytes(16).hex().encode()
 
 
 def request_id_of(value: bytes | None) -> bytes:
@@ -234,10 +234,9 @@ def _forwardable(
     no header can be injected); fields named in ``Connection`` go too (rare: a
     slower path over the parsed fields).
     """
-    named = [token for token in connection if token not in _CONNECTION_OPTIONS]
-    if not named:
+    if _CONNECTION_OPTIONS.issuperset(connection):
         return remover.sub(b"", fields)
-    drop = drop.union(named)
+    drop = drop.union(connection)
     kept = [b"%s: %s\r\n" % field for field in split_fields(fields) if field[0] not in drop]
     return b"\r\n" + b"".join(kept)
 

@@ -347,16 +347,18 @@ class Exchange:
         except UpstreamProtocolError as exc:
             self._fail(exc)
             return
-        self._touch()
         for event in events:
             kind = type(event)
             if kind is Body:
                 self._response_body(cast(Body, event).data)
             elif kind is ResponseHead:
                 if self._response_head(cast(ResponseHead, event)):
-                    return  # now a tunnel: the rest of the bytes belong to it
+                    break  # now a tunnel: the rest of the bytes belong to it
             elif kind is EndOfMessage:
                 self._response_end()
+                return  # the exchange is over: the client connection's timer is its own
+        if self.phase is not _DONE:
+            self._touch()  # the backend is alive: its read timeout starts again
 
     def _touch(self) -> None:
         # One deadline per client connection; here it is the backend read timeout.
