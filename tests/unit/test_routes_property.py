@@ -1,8 +1,8 @@
 """`RouteTable.match` against a brute-force matcher written straight from SPEC §3.
 
 The reference looks at every rule of every Ingress for each request; the route
-compiler builds a host map and flat Exact and Prefix maps.  They must agree on
-random rule sets (a few hosts incl. wildcards and no host, paths over a tiny alphabet so that
+compiler builds a host map and a segment trie.  They must agree on random rule
+sets (a few hosts incl. wildcards and no host, paths over a tiny alphabet so that
 collisions, nesting and trailing slashes are frequent).  Objects are built as
 model dataclasses: the YAML path is covered by test_config, and hypothesis
 shrinks these to readable counterexamples.
