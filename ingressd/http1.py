@@ -222,7 +222,9 @@ def _remover(names: frozenset[bytes]) -> re.Pattern[bytes]:
     matches ``te-x``.
     """
     alternatives = b"|".join(re.escape(name) for name in sorted(names))
-    return re.compile(rb"\n(?:%s):[^\r]*\r" % alternatives, re.IGNORECASE)
+    # The lookahead on the first letter skips most other lines with one class test.
+    initials = bytes(sorted({name[0] for name in names} | {name[:1].upper()[0] for name in names}))
+    return re.compile(rb"\n(?=[%s])(?:%s):[^\r]*\r" % (initials, alternatives), re.IGNORECASE)
 
 
 def _forwardable(
