@@ -455,3 +455,64 @@ async def test_header_named_in_connection_never_reaches_the_backend(
     names = {name for name, _ in backend.received[0].headers}
     assert b"x-secret" not in names, names
     assert b"x-kept" in names, names
+
+
+# --------------------------------------------------------------------------- early answers
+
+
+def answer_before_the_body(*, then_read: bool) -> Answer:
+    """Answer 413 as soon as the head is in, without reading the body first.
+
+    `then_read`: afterwards drain and drop the body, as nginx's lingering close does;
+    otherwise never read again, so the request bytes back up into ingressd.
+    """
+
+    async def answer(
+        head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n\r\ntoo large")
+        await writer.drain()
+        if then_read:
+            while await reader.read(1 << 20):
+                pass
+        else:
+            await asyncio.sleep(3600)  # cancelled when the backend stops
+        return False
+
+    return answer
+
+
+@pytest.mark.parametrize("then_read", [True, False], ids=["backend-drains", "backend-stalls"])
+async def test_backend_answering_a_large_upload_early_is_answered_then_closed(
+    scripted: StartScripted, ingressd: StartIngressd, then_read: bool
+) -> None:
+    """The backend refuses a 64 MB upload before reading it: the client gets that answer
+    while still sending, then a close (the rest of its body can no longer be framed on
+    that connection); nothing hangs and the next connection is served."""
+    backend = await scripted(answer_before_the_body(then_read=then_read))
+    unlimited = {"nginx.ingress.kubernetes.io/proxy-body-size": "0"}
+    proxy = await ingressd(app(backend.port, annotations=unlimited))
+    size = 64 * 1024 * 1024
+    async with RawClient(proxy.ports["http"]) as raw:
+        await raw.send(
+            b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % size
+        )
+
+        async def upload() -> None:
+            with contextlib.suppress(ConnectionError):
+                for _ in range(size // (1 << 20)):
+                    await raw.send(b"x" * (1 << 20))
+
+        sending = asyncio.create_task(upload())
+        try:
+            response = await raw.read_response(timeout=10.0)
+            assert response.status == 413, response
+            assert response.body == b"too large"
+            assert await raw.is_closed_by_peer(timeout=10.0)
+        finally:
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+    async with RawClient(proxy.ports["http"]) as raw:
+        await raw.send(get())
+        assert (await raw.read_response()).status == 413  # the backend's answer, again
