@@ -91,6 +91,33 @@ async def test_reload_under_load_drops_no_request(
     assert first.requests + second.requests == total + 1  # and the WebSocket's
 
 
+async def test_requests_are_answered_while_a_large_reload_builds(
+    backends: StartBackend, ingressd: StartIngressd
+) -> None:
+    """Building a big configuration takes seconds; it happens beside the event loop,
+    so traffic goes on meanwhile instead of stalling until the swap."""
+    backend = await backends("app")
+    proxy = await ingressd(app(backend))
+    many = [
+        manifests.ingress(f"site-{i}", f"site-{i}.example", {"/": "app", "/api/v1": "app"})
+        for i in range(3000)
+    ]
+    start = len(proxy.lines)
+    manifests.write(proxy.config, [*app(backend), *many])
+    proxy.signal(signal.SIGHUP)
+    reloaded = asyncio.create_task(asyncio.to_thread(proxy.wait_for_line, "reloaded:", 60.0, start))
+    answered = 0
+    async with client(proxy) as http:
+        while not reloaded.done():
+            response = await http.get("/during-reload", headers={"host": HOST})
+            assert response.status_code == 200
+            answered += 1
+    line = await reloaded
+    built = float(re.search(r"built in ([\d.]+) s", line)[1])  # type: ignore[index]
+    assert built >= 0.5, f"the reload was too quick ({built} s) to tell anything"
+    assert answered >= 5, f"only {answered} request(s) answered during a {built} s reload"
+
+
 async def test_broken_config_on_reload_keeps_the_old_one_serving(
     backends: StartBackend, ingressd: StartIngressd
 ) -> None:
