@@ -153,6 +153,43 @@ def test_yaml_merge_key_may_override_merged_keys(load_yaml: LoadYaml) -> None:
     assert ports == (ServicePort(80, "http", 8080), ServicePort(81, "admin", 8080))
 
 
+def test_yaml_aliases_are_shared_values_and_special_scalars_keep_their_types(
+    load_yaml: LoadYaml,
+) -> None:
+    text = yaml_text(
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, labels: &labels {app: web, =: equals}}
+        spec:
+          selector: *labels
+          ports: [{name: http, port: 80, targetPort: 8080}]
+        """
+    )
+    service = load_yaml(text).services[0]
+    assert service.ports == (ServicePort(80, "http", 8080),)  # ints stay ints
+
+
+@pytest.mark.parametrize(
+    ("document", "line", "message"),
+    [
+        ("a: &x [1, *x]\n", 1, "recursive"),
+        ("a: 1\nb: !custom {x: 1}\n", 2, "constructor for the tag"),
+        ("a: 1\nb: {x: 1, x: 2}\n", 2, "duplicate key"),
+    ],
+    ids=["recursive-alias", "unknown-tag", "duplicate-key"],
+)
+def test_yaml_that_cannot_be_built_names_its_line(
+    write_yaml: WriteYaml, document: str, line: int, message: str
+) -> None:
+    path = write_yaml(document)
+    with pytest.raises(ConfigError) as caught:
+        load_config([path])
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}:{line}: invalid YAML:"), problem
+    assert message in problem, problem
+
+
 # --- each kind -------------------------------------------------------------------
 
 
