@@ -11,7 +11,7 @@ import hashlib
 import os
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -75,8 +75,8 @@ class _LineLoader(_SafeBase):  # type: ignore[valid-type, misc]
         try:
             return _value(self, node, {})
         finally:
-            self.constructed_objects = {}
-            self.recursive_objects = {}
+            self.constructed_objects.clear()
+            self.recursive_objects.clear()
 
 
 def _value(loader: _LineLoader, node: yaml.Node, memo: dict[int, Any]) -> Any:
@@ -96,10 +96,10 @@ def _value(loader: _LineLoader, node: yaml.Node, memo: dict[int, Any]) -> Any:
     if built is not None:
         return built
     memo[id(node)] = _BUILDING
-    if kind is yaml.MappingNode:
+    if isinstance(node, yaml.MappingNode):
         built = _construct_mapping(loader, node, memo)
     else:
-        built = _construct_sequence(loader, node, memo)
+        built = _construct_sequence(loader, cast(yaml.SequenceNode, node), memo)
     memo[id(node)] = built
     return built
 
