@@ -58,6 +58,7 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 _SPECIAL_KEYS = frozenset((_MERGE, "tag:yaml.org,2002:value"))
+_Scalar = yaml.ScalarNode
 _BUILDING = object()  # memo mark of a collection under construction: an alias to it recurses
 
 
@@ -70,6 +71,17 @@ class _LineLoader(_SafeBase):  # type: ignore[valid-type, misc]
     the load time at 10,000 Ingresses.  Every other node (numbers, booleans, null,
     other tags) still goes through PyYAML's safe constructors.
     """
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        # The implicit tag of a plain scalar depends on its text alone (this loader has
+        # no path resolvers), and manifests repeat the same texts over and over.
+        if kind is _Scalar and implicit[0]:
+            cache: dict[str, str] = self.__dict__.setdefault("_plain_tags", {})
+            tag = cache.get(value)
+            if tag is None:
+                tag = cache[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
 
     def construct_document(self, node: yaml.Node) -> Any:
         try:
@@ -113,23 +125,43 @@ def _construct_mapping(
         loader.flatten_mapping(node)  # `<<` merges, `=` keys become strings
     merged = len(node.value) - own  # flatten_mapping puts the merged (`<<`) pairs first
     mapping = LineMap(node.start_mark.line + 1)
+    key_lines = mapping.key_lines
+    if not merged:  # the usual case, kept lean: it is most of the work of a load
+        for key_node, value_node in node.value:
+            if key_node.__class__ is _Scalar and key_node.tag == _STR:
+                key = key_node.value
+            else:
+                key = _key(loader, key_node, memo)
+            if key in mapping:
+                # kubectl refuses duplicate keys; keeping the last one would hide mistakes.
+                raise _BadKey(None, None, f"duplicate key {key!r} in mapping", key_node.start_mark)
+            if value_node.__class__ is _Scalar and value_node.tag == _STR:
+                mapping[key] = value_node.value
+            else:
+                mapping[key] = _value(loader, value_node, memo)
+            key_lines[key] = key_node.start_mark.line + 1
+        return mapping
     own_keys: set[Any] = set()
     for index, (key_node, value_node) in enumerate(node.value):
-        key = _value(loader, key_node, memo)
-        if not isinstance(key, Hashable):
-            raise _BadKey(None, None, "a mapping key must be a scalar", key_node.start_mark)
+        key = _key(loader, key_node, memo)
         if index < merged:
             if key in mapping:
                 continue  # YAML merge: the first mapping merged wins
         elif key in own_keys:
-            # kubectl refuses duplicate keys; silently keeping the last one hides mistakes.
             # Keys merged in with `<<` may be overridden: that is what merging is for.
             raise _BadKey(None, None, f"duplicate key {key!r} in mapping", key_node.start_mark)
         else:
             own_keys.add(key)
         mapping[key] = _value(loader, value_node, memo)
-        mapping.key_lines[key] = key_node.start_mark.line + 1
+        key_lines[key] = key_node.start_mark.line + 1
     return mapping
+
+
+def _key(loader: _LineLoader, node: yaml.Node, memo: dict[int, Any]) -> Any:
+    key = _value(loader, node, memo)
+    if not isinstance(key, Hashable):
+        raise _BadKey(None, None, "a mapping key must be a scalar", node.start_mark)
+    return key
 
 
 def _construct_sequence(
