@@ -792,6 +792,8 @@ def _parse_request_head(framer: _Framer, head: bytes, line_end: int, events: lis
             connection,
         )
     )
+    if not keep_alive:
+        framer.llhttp = None  # llhttp is in its closed state; no head follows anyway
     if upgrade is not None or method == b"CONNECT":
         framer.after = _TUNNEL
     else:
@@ -833,6 +835,10 @@ def _parse_response_head(framer: _Framer, head: bytes, line_end: int, events: li
     else:
         keep_alive = b"keep-alive" in connection and b"close" not in connection
     keep_alive = keep_alive and framing is not _UNTIL_CLOSE and not switching
+    if status < 200 or not keep_alive:
+        # llhttp may have entered its closed state (an interim `Connection: close`): the
+        # next head, if any, needs a fresh llhttp parser.
+        framer.llhttp = None
     events.append(
         _response_head(
             status, reason or b"", version, fields, keep_alive, framing, length, connection

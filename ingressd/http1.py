@@ -238,7 +238,8 @@ def _forwardable(
     """
     if _CONNECTION_OPTIONS.issuperset(connection):
         return remover.sub(b"", fields)
-    drop = drop.union(connection)
+    # Connection never removes Content-Length: it frames the message ingressd forwards.
+    drop = drop.union(token for token in connection if token != b"content-length")
     kept = [b"%s: %s\r\n" % field for field in split_fields(fields) if field[0] not in drop]
     return b"\r\n" + b"".join(kept)
 

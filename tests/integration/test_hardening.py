@@ -402,6 +402,24 @@ async def test_body_after_204_is_dropped_and_the_connection_not_reused(
     assert backend.connections == 2, "the connection that sent bytes after a 204 was reused"
 
 
+async def test_backend_cannot_strip_its_content_length_with_connection(
+    scripted: StartScripted, ingressd: StartIngressd
+) -> None:
+    """`Connection: content-length` from a backend must not leave the client with an
+    unframed keep-alive response (the next response would be read as its body)."""
+    backend = await scripted(
+        replies(b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello")
+    )
+    proxy = await ingressd(app(backend.port))
+    async with RawClient(proxy.ports["http"]) as raw:
+        for path in ("first", "second"):
+            await raw.send(get(path))
+            answer = await raw.read_response()
+            assert answer.status == 200, answer
+            assert answer.header("content-length") == "5", answer
+            assert answer.body == b"hello"
+
+
 async def test_103_early_hints_then_200_reaches_the_client_as_200(
     scripted: StartScripted, ingressd: StartIngressd
 ) -> None:

@@ -630,3 +630,12 @@ def test_a_response_parser_is_not_reused_after_an_unclean_answer() -> None:
     for parser in (excess, unfinished):
         with pytest.raises(RuntimeError):
             parser.next_response(b"GET")
+
+
+def test_interim_response_with_connection_close_is_followed_by_the_final_one() -> None:
+    events = ResponseParser(b"GET").feed(
+        b"HTTP/1.1 103 Early Hints\r\nConnection: close\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    assert [response(e).status for e in events if isinstance(e, ResponseHead)] == [103, 200]
+    assert body_of(events) == b"ok" and events[-1] is END

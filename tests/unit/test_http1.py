@@ -73,6 +73,12 @@ def test_fields_named_in_connection_are_dropped_from_forwarded_fields() -> None:
     assert http1.downstream_fields(fields, (b"keep-alive",)) == b"\r\nA: b\r\n"
 
 
+def test_connection_cannot_remove_the_content_length_that_frames_a_response() -> None:
+    fields = b"\r\nConnection: content-length, x-a\r\nContent-Length: 5\r\nX-A: 1\r\n"
+    forwarded = http1.downstream_fields(fields, (b"content-length", b"x-a"))
+    assert forwarded == b"\r\ncontent-length: 5\r\n"
+
+
 def test_request_id_is_kept_when_sane_and_generated_otherwise() -> None:
     assert http1.request_id_of(b"abc-123") == b"abc-123"
     generated = http1.request_id_of(b"bad id\x7f")
