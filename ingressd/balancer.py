@@ -27,6 +27,11 @@ class PassiveHealth:
     def mark_up(self, endpoint: Endpoint) -> None:
         self._down_until.pop(endpoint, None)
 
+    @property
+    def all_up(self) -> bool:
+        """No endpoint is marked down (marks that expired still count until checked)."""
+        return not self._down_until
+
     def is_up(self, endpoint: Endpoint, now: float) -> bool:
         until = self._down_until.get(endpoint)
         if until is None:
@@ -66,6 +71,10 @@ class RoundRobin:
         """
         endpoints = self.endpoints
         count = len(endpoints)
+        if not exclude and health.all_up and count:  # the usual case: the next one
+            endpoint = endpoints[self._cursor]
+            self._cursor = (self._cursor + 1) % count
+            return endpoint
         fallback = None
         for _ in range(count):
             endpoint = endpoints[self._cursor]

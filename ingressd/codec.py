@@ -300,7 +300,7 @@ def _upstream_error(message: str, status: int) -> IngressError:
 
 def _tokens(values: list[bytes]) -> tuple[bytes, ...]:
     """A comma-separated, case-insensitive list header (Connection, Expect)."""
-    joined = b",".join(values).lower()
+    joined = values[0].lower() if len(values) == 1 else b",".join(values).lower()
     if b"," not in joined:
         return (joined,)  # the usual single token: no split, already stripped
     return tuple([token.strip(b" \t") for token in joined.split(b",")])
