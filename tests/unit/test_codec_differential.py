@@ -13,189 +13,18 @@ must still never accept what h11 rejects).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-
-import h11
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingressd.codec import (
-    Body,
-    EndOfMessage,
-    RequestHead,
-    RequestParser,
-    ResponseHead,
-    ResponseParser,
-)
 from ingressd.errors import ProtocolError, UpstreamProtocolError
-
-# --------------------------------------------------------------------------- drivers
-
-
-@dataclass
-class Message:
-    start: tuple[object, ...]  # (method, target, version) or (status, reason, version)
-    headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
-    complete: bool = False
-
-
-@dataclass
-class Outcome:
-    messages: list[Message] = field(default_factory=list)
-    error: Exception | None = None
-    stopped: bool = False  # stopped reading on purpose (close, switch, response done)
-
-
-def _headers(items: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    # h11 lower-cases Transfer-Encoding values; compare them case-insensitively.
-    return [
-        (bytes(name), bytes(value).lower() if name == b"transfer-encoding" else bytes(value))
-        for name, value in items
-    ]
-
-
-def h11_requests(chunks: list[bytes]) -> Outcome:
-    """h11 as a server that answers every request at once (so pipelining proceeds)."""
-    conn = h11.Connection(h11.SERVER)
-    out = Outcome()
-    try:
-        for chunk in [*chunks, b""]:  # b"": end of stream
-            conn.receive_data(chunk)
-            while not out.stopped:
-                event = conn.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    break
-                if isinstance(event, h11.ConnectionClosed):
-                    out.stopped = True
-                elif isinstance(event, h11.Request):
-                    start = (event.method, event.target, event.http_version)
-                    out.messages.append(Message(start, _headers(event.headers)))
-                elif isinstance(event, h11.Data):
-                    out.messages[-1].body += bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    out.messages[-1].complete = True
-                    _h11_answer(conn, out)
-            if out.stopped:
-                break
-    except h11.ProtocolError as exc:
-        out.error = exc
-    return out
-
-
-def _h11_answer(conn: h11.Connection, out: Outcome) -> None:
-    # 405 to CONNECT refuses the tunnel; 200 to anything else also refuses an Upgrade.
-    status = 405 if out.messages[-1].start[0] == b"CONNECT" else 200
-    conn.send(h11.Response(status_code=status, headers=[(b"content-length", b"0")]))
-    conn.send(h11.EndOfMessage())
-    if conn.our_state is h11.MUST_CLOSE:
-        out.stopped = True
-    else:
-        conn.start_next_cycle()
-
-
-def codec_requests(chunks: list[bytes]) -> Outcome:
-    parser = RequestParser()
-    out = Outcome()
-    try:
-        for chunk in chunks:
-            _collect(out, parser.feed(chunk))
-            if parser.upgraded:
-                out.stopped = True
-                return out
-        parser.eof()
-    except ProtocolError as exc:
-        out.error = exc
-    return out
-
-
-def _collect(out: Outcome, events: Sequence[object]) -> None:
-    for event in events:
-        if isinstance(event, RequestHead):
-            start: tuple[object, ...] = (event.method, event.target, event.version)
-            out.messages.append(Message(start, _headers(event.headers)))
-        elif isinstance(event, ResponseHead):
-            start = (event.status, event.reason, event.version)
-            out.messages.append(
-                Message(start, _headers(event.headers), complete=event.status < 200)
-            )
-        elif isinstance(event, Body):
-            assert event.data, "empty Body event"
-            out.messages[-1].body += event.data
-        else:
-            assert isinstance(event, EndOfMessage)
-            out.messages[-1].complete = True
-
-
-def h11_response(method: bytes, chunks: list[bytes]) -> Outcome:
-    """h11 as a client that sent `method` (proposing a WebSocket upgrade, so 101 is legal)."""
-    conn = h11.Connection(h11.CLIENT)
-    headers = [(b"host", b"example.com")]
-    if method != b"CONNECT":
-        headers += [(b"connection", b"upgrade"), (b"upgrade", b"websocket")]
-    target = b"example.com:443" if method == b"CONNECT" else b"/"
-    conn.send(h11.Request(method=method, target=target, headers=headers))
-    conn.send(h11.EndOfMessage())
-    out = Outcome()
-    try:
-        for chunk in [*chunks, b""]:
-            conn.receive_data(chunk)
-            while not out.stopped:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    break
-                if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-                    out.stopped = True  # switched protocols
-                elif isinstance(event, h11.InformationalResponse | h11.Response):
-                    start = (event.status_code, bytes(event.reason), event.http_version)
-                    message = Message(start, _headers(event.headers))
-                    message.complete = isinstance(event, h11.InformationalResponse)
-                    out.messages.append(message)
-                elif isinstance(event, h11.Data):
-                    out.messages[-1].body += bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    out.messages[-1].complete = True
-                    out.stopped = True
-            if out.stopped:
-                break
-    except h11.ProtocolError as exc:
-        out.error = exc
-    return out
-
-
-def codec_response(method: bytes, chunks: list[bytes]) -> Outcome:
-    parser = ResponseParser(method)
-    out = Outcome()
-    try:
-        for chunk in chunks:
-            _collect(out, parser.feed(chunk))
-            if parser.upgraded:
-                out.stopped = True
-                return out
-        _collect(out, parser.eof())
-    except UpstreamProtocolError as exc:
-        out.error = exc
-    return out
-
-
-def assert_not_more_lenient(codec: Outcome, oracle: Outcome) -> None:
-    """Everything the codec accepted, h11 accepted identically (or never reached)."""
-    for i, mine in enumerate(codec.messages):
-        if i >= len(oracle.messages):
-            assert oracle.stopped and oracle.error is None, (
-                f"codec accepted message {i} ({mine.start}) that h11 rejected: {oracle.error!r}"
-            )
-            return
-        theirs = oracle.messages[i]
-        assert mine.start == theirs.start, f"message {i}"
-        assert mine.headers == theirs.headers, f"message {i}"
-        if mine.complete:
-            assert theirs.complete, f"codec ended message {i}, h11 did not: {oracle.error!r}"
-            assert mine.body == theirs.body, f"message {i}"
-        else:
-            assert theirs.body.startswith(mine.body), f"message {i}"
+from tests.h11_oracle import (
+    codec_requests,
+    codec_response,
+    h11_requests,
+    h11_response,
+    not_more_lenient,
+)
 
 
 def whole_and_bytewise(raw: bytes) -> list[list[bytes]]:
@@ -424,7 +253,7 @@ def test_request_corpus(name: str) -> None:
     for chunks in whole_and_bytewise(raw):
         codec = codec_requests(chunks)
         oracle = h11_requests(chunks)
-        assert_not_more_lenient(codec, oracle)
+        not_more_lenient(codec, oracle)
         if expected is None:
             assert codec.error is None, f"codec refused a valid request: {codec.error!r}"
             assert codec.messages and codec.messages[0].complete
@@ -587,7 +416,7 @@ def test_response_corpus(name: str) -> None:
     for chunks in whole_and_bytewise(raw) if raw else [[]]:
         codec = codec_response(method, chunks)
         oracle = h11_response(method, chunks)
-        assert_not_more_lenient(codec, oracle)
+        not_more_lenient(codec, oracle)
         if accepted:
             assert codec.error is None, f"codec refused a valid response: {codec.error!r}"
             assert codec.messages and (codec.messages[-1].complete or codec.stopped)
@@ -685,7 +514,7 @@ def test_valid_requests_parse_like_h11(chunks: list[bytes]) -> None:
     oracle = h11_requests(chunks)
     assert codec.error is None and oracle.error is None, (codec.error, oracle.error)
     assert len(codec.messages) == len(oracle.messages)
-    assert_not_more_lenient(codec, oracle)
+    not_more_lenient(codec, oracle)
 
 
 @HYPOTHESIS
@@ -695,7 +524,7 @@ def test_valid_responses_parse_like_h11(chunks: list[bytes]) -> None:
     oracle = h11_response(b"GET", chunks)
     assert codec.error is None and oracle.error is None, (codec.error, oracle.error)
     assert len(codec.messages) == len(oracle.messages)
-    assert_not_more_lenient(codec, oracle)
+    not_more_lenient(codec, oracle)
 
 
 @st.composite
@@ -729,7 +558,7 @@ corpus_responses = st.sampled_from(
     st.one_of(mutated(requests()), mutated(corpus_requests), st.binary(max_size=200)).flatmap(split)
 )
 def test_mangled_requests_are_never_accepted_beyond_h11(chunks: list[bytes]) -> None:
-    assert_not_more_lenient(codec_requests(chunks), h11_requests(chunks))
+    not_more_lenient(codec_requests(chunks), h11_requests(chunks))
 
 
 @HYPOTHESIS
@@ -739,7 +568,7 @@ def test_mangled_requests_are_never_accepted_beyond_h11(chunks: list[bytes]) -> 
     )
 )
 def test_mangled_responses_are_never_accepted_beyond_h11(chunks: list[bytes]) -> None:
-    assert_not_more_lenient(codec_response(b"GET", chunks), h11_response(b"GET", chunks))
+    not_more_lenient(codec_response(b"GET", chunks), h11_response(b"GET", chunks))
 
 
 framing_names = st.sampled_from(
@@ -795,4 +624,4 @@ framing_bodies = st.sampled_from(
 def test_framing_header_combinations_never_accepted_beyond_h11(chunks: list[bytes]) -> None:
     # The smuggling surface, explored densely: Content-Length / Transfer-Encoding
     # name and value variants, repeated, in front of bodies that would desync.
-    assert_not_more_lenient(codec_requests(chunks), h11_requests(chunks))
+    not_more_lenient(codec_requests(chunks), h11_requests(chunks))
