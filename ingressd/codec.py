@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -808,20 +809,40 @@ def _check_host(hosts: list[bytes] | None, version: bytes, fail: Fail) -> None:
             raise fail("missing Host header", 400)
     elif len(hosts) > 1:
         raise fail("more than one Host header", 400)
-    elif _HOST.fullmatch(hosts[0]) is None:
+    elif not (_valid_host if len(hosts[0]) <= 300 else _valid_host.__wrapped__)(hosts[0]):
         raise fail(f"invalid Host header {hosts[0][:60]!r}", 400)
 
 
-def _parse_response_head(framer: _Framer, head: bytes, line_end: int, events: list[Any]) -> None:
-    match = _STATUS_LINE.fullmatch(head, 0, line_end)
+# Clients send the same few Host values over and over; only names of a sane length
+# are cached, so the cache stays small whatever clients send.
+@functools.lru_cache(maxsize=1024)
+def _valid_host(value: bytes) -> bool:
+    return _HOST.fullmatch(value) is not None
+
+
+# A backend sends the same few status lines over and over; only short ones are cached
+# so that the cache stays small whatever a backend sends.
+@functools.lru_cache(maxsize=256)
+def _status_line(line: bytes) -> tuple[bytes, int, bytes | None] | str:
+    """(version, status, reason) of a valid status line, else what is wrong with it."""
+    match = _STATUS_LINE.fullmatch(line)
     if match is None:
-        raise framer.fail(f"malformed status line {head[: min(line_end, 80)]!r}", 502)
+        return f"malformed status line {line[:80]!r}"
     version, code, reason = match.groups()
     if version not in _VERSIONS:
-        raise framer.fail(f"unsupported HTTP version {version!r}", 502)
+        return f"unsupported HTTP version {version!r}"
     status = int(code)
     if not 100 <= status <= 599:  # RFC 9110 §15: other values are invalid
-        raise framer.fail(f"invalid status code {status}", 502)
+        return f"invalid status code {status}"
+    return version, status, reason
+
+
+def _parse_response_head(framer: _Framer, head: bytes, line_end: int, events: list[Any]) -> None:
+    line = head[:line_end]
+    parsed = _status_line(line) if line_end <= 64 else _status_line.__wrapped__(line)
+    if isinstance(parsed, str):
+        raise framer.fail(parsed, 502)
+    version, status, reason = parsed
     fields, found, framing, length = framer.fields(head, line_end, version)
     method = framer.method
     switching = status == 101 or (method == b"CONNECT" and 200 <= status < 300)

@@ -86,10 +86,10 @@ class Target(NamedTuple):
 
 def split_target(method: bytes, target: bytes, host_header: bytes) -> Target:
     """RFC 9112 §3.2: origin-form, absolute-form (its authority beats Host) or ``*``."""
-    if target[:1] == b"/":
-        return Target(_host_name(host_header), target.decode("latin-1"), target, host_header)
-    if target == b"*" and method == b"OPTIONS":
-        return Target(_host_name(host_header), "*", target, host_header)
+    if target[:1] == b"/" or (target == b"*" and method == b"OPTIONS"):
+        short = len(host_header) <= 300  # see _cached_host_name
+        host = _cached_host_name(host_header) if short else _host_name(host_header)
+        return Target(host, target.decode("latin-1"), target, host_header)
     lowered = target[:8].lower()
     if lowered.startswith((b"http://", b"https://")):
         rest = target[target.index(b"//") + 2 :]
@@ -110,7 +110,6 @@ def _first_of(data: bytes, chars: bytes) -> int:
     return min(positions) if positions else len(data)
 
 
-@functools.lru_cache(maxsize=4096)  # clients send the same few Host values over and over
 def _host_name(authority: bytes) -> str:
     """``Example.COM:8080`` → ``example.com``; ``[::1]:80`` → ``[::1]``; checks the characters."""
     host = authority
@@ -128,6 +127,11 @@ def _host_name(authority: bytes) -> str:
     if not text.isascii() or any(c in text for c in " \t/\\@?#%"):
         raise ProtocolError("invalid Host")
     return text.rstrip(".")
+
+
+# Clients send the same few Host values over and over.  Only values of a sane length
+# are cached (see split_target), so the cache stays small whatever clients send.
+_cached_host_name = functools.lru_cache(maxsize=4096)(_host_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -639,3 +639,20 @@ def test_interim_response_with_connection_close_is_followed_by_the_final_one() -
     )
     assert [response(e).status for e in events if isinstance(e, ResponseHead)] == [103, 200]
     assert body_of(events) == b"ok" and events[-1] is END
+
+
+def test_long_status_lines_and_host_values_are_checked_like_short_ones() -> None:
+    reason = b"OK" + b" padding" * 20
+    events = ResponseParser(b"GET").feed(
+        b"HTTP/1.1 200 " + reason + b"\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert response(events[0]).reason == reason
+    with pytest.raises(UpstreamProtocolError):
+        ResponseParser(b"GET").feed(b"HTTP/1.1 999 " + reason + b"\r\n\r\n")
+    host = b"h" * 400 + b".example"
+    assert (
+        request(RequestParser().feed(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")[0]).host
+        == host
+    )
+    with pytest.raises(ProtocolError):
+        RequestParser().feed(b"GET / HTTP/1.1\r\nHost: " + host + b"/x\r\n\r\n")

@@ -138,3 +138,10 @@ def test_simple_response_is_a_complete_plain_text_message() -> None:
 def test_redirect_location_leaves_out_port_443() -> None:
     assert http1.redirect_location("a.example", b"/p?q=1", 443) == b"https://a.example/p?q=1"
     assert http1.redirect_location("a.example", b"/", 8443) == b"https://a.example:8443/"
+
+
+def test_long_host_names_are_split_like_short_ones() -> None:
+    long_name = b"A" * 63 + b"." + b"b" * 400 + b".example"  # past the cached length
+    result = http1.split_target(b"GET", b"/x", long_name + b":8080")
+    assert result.host == long_name.decode().lower()
+    assert http1.split_target(b"GET", b"/x", b"Short.Example:80").host == "short.example"
