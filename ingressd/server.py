@@ -4,9 +4,8 @@ Owns: the `ProxyServer` shared by the connections of one process (current
 `Runtime`, upstream pools, the set of open connections, tracked tasks),
 opening the listeners, SIGHUP reload (build to the side in a worker thread,
 swap one reference on the loop, drain pools of vanished endpoints) and the
-stop sequence: close
-listeners → ask connections to finish → wait up to the drain timeout →
-abort the rest.
+stop sequence: close listeners → ask connections to finish → wait up to the
+drain timeout → abort the rest.
 """
 
 from __future__ import annotations
