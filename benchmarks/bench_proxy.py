@@ -96,17 +96,10 @@ http {{
 }}
 """
 
-# What ingress-nginx generates for one Ingress, reduced to what the data path does.
-NGINX_PROXY = """
-worker_processes 1; daemon off; pid {dir}/proxy.pid; error_log {dir}/proxy.err warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  upstream backend {{ server 127.0.0.1:{backend}; keepalive 320; }}
-  server {{
-    listen 127.0.0.1:{port};
-    server_name {host};
-    location / {{
+# What ingress-nginx generates for one Ingress, reduced to what the data path does;
+# the same location for plain and TLS, so both do the work ingressd does.
+NGINX_LOCATION = """\
+    location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -118,8 +111,18 @@ http {{
       proxy_set_header X-Forwarded-Port $server_port;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_buffering on;
-    }}
-  }}
+    }
+"""
+NGINX_PROXY = """
+worker_processes 1; daemon off; pid {dir}/proxy.pid; error_log {dir}/proxy.err warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 320; }}
+  server {{
+    listen 127.0.0.1:{port};
+    server_name {host};
+{location}  }}
   server {{
     listen 127.0.0.1:{tls_port} ssl;
     server_name {host};
@@ -127,16 +130,7 @@ http {{
     ssl_certificate_key {dir}/tls.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:10m;
-    location / {{
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Request-ID $request_id;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }}
-  }}
+{location}  }}
 }}
 """
 
@@ -281,6 +275,7 @@ def main() -> None:
                 tls_port=ports["nginx_tls"],
                 backend=ports["backend"],
                 host=HOST,
+                location=NGINX_LOCATION,
             )
         )
         (work / "ingress.yaml").write_text(INGRESS.format(backend=ports["backend"], host=HOST))

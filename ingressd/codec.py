@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import abc
 import enum
-import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any, Final, TypeAlias
 import httptools
 
 from .errors import IngressError, ProtocolError, UpstreamProtocolError
+from .memo import short_cache
 
 __all__ = [
     "END",
@@ -809,20 +809,16 @@ def _check_host(hosts: list[bytes] | None, version: bytes, fail: Fail) -> None:
             raise fail("missing Host header", 400)
     elif len(hosts) > 1:
         raise fail("more than one Host header", 400)
-    elif not (_valid_host if len(hosts[0]) <= 300 else _valid_host.__wrapped__)(hosts[0]):
+    elif not _valid_host(hosts[0]):
         raise fail(f"invalid Host header {hosts[0][:60]!r}", 400)
 
 
-# Clients send the same few Host values over and over; only names of a sane length
-# are cached, so the cache stays small whatever clients send.
-@functools.lru_cache(maxsize=1024)
+@short_cache(max_length=300, maxsize=1024)  # clients repeat the same few Host values
 def _valid_host(value: bytes) -> bool:
     return _HOST.fullmatch(value) is not None
 
 
-# A backend sends the same few status lines over and over; only short ones are cached
-# so that the cache stays small whatever a backend sends.
-@functools.lru_cache(maxsize=256)
+@short_cache(max_length=64, maxsize=256)  # a backend repeats the same few status lines
 def _status_line(line: bytes) -> tuple[bytes, int, bytes | None] | str:
     """(version, status, reason) of a valid status line, else what is wrong with it."""
     match = _STATUS_LINE.fullmatch(line)
@@ -838,8 +834,7 @@ def _status_line(line: bytes) -> tuple[bytes, int, bytes | None] | str:
 
 
 def _parse_response_head(framer: _Framer, head: bytes, line_end: int, events: list[Any]) -> None:
-    line = head[:line_end]
-    parsed = _status_line(line) if line_end <= 64 else _status_line.__wrapped__(line)
+    parsed = _status_line(head[:line_end])
     if isinstance(parsed, str):
         raise framer.fail(parsed, 502)
     version, status, reason = parsed

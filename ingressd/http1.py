@@ -8,7 +8,6 @@ responses.  No I/O, no asyncio: everything here is tested without sockets.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import random
@@ -20,6 +19,7 @@ from typing import Final, NamedTuple
 
 from .codec import split_fields
 from .errors import ProtocolError
+from .memo import short_cache
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -87,9 +87,7 @@ class Target(NamedTuple):
 def split_target(method: bytes, target: bytes, host_header: bytes) -> Target:
     """RFC 9112 §3.2: origin-form, absolute-form (its authority beats Host) or ``*``."""
     if target[:1] == b"/" or (target == b"*" and method == b"OPTIONS"):
-        short = len(host_header) <= 300  # see _cached_host_name
-        host = _cached_host_name(host_header) if short else _host_name(host_header)
-        return Target(host, target.decode("latin-1"), target, host_header)
+        return Target(_host_name(host_header), target.decode("latin-1"), target, host_header)
     lowered = target[:8].lower()
     if lowered.startswith((b"http://", b"https://")):
         rest = target[target.index(b"//") + 2 :]
@@ -110,6 +108,7 @@ def _first_of(data: bytes, chars: bytes) -> int:
     return min(positions) if positions else len(data)
 
 
+@short_cache(max_length=300, maxsize=4096)  # clients repeat the same few Host values
 def _host_name(authority: bytes) -> str:
     """``Example.COM:8080`` → ``example.com``; ``[::1]:80`` → ``[::1]``; checks the characters."""
     host = authority
@@ -127,11 +126,6 @@ def _host_name(authority: bytes) -> str:
     if not text.isascii() or any(c in text for c in " \t/\\@?#%"):
         raise ProtocolError("invalid Host")
     return text.rstrip(".")
-
-
-# Clients send the same few Host values over and over.  Only values of a sane length
-# are cached (see split_target), so the cache stays small whatever clients send.
-_cached_host_name = functools.lru_cache(maxsize=4096)(_host_name)
 
 
 @dataclass(frozen=True, slots=True)

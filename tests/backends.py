@@ -38,6 +38,24 @@ def pattern(n: int) -> bytes:
     return bytes(out[:n])
 
 
+async def stop_server(
+    server: asyncio.Server,
+    handlers: set[asyncio.Task[object]],
+    writers: set[asyncio.StreamWriter] | None = None,
+) -> None:
+    """Stop listening, close the connections and end the handlers still running (a
+    /sleep, a tunnel) now, not after the loop closed."""
+    server.close()
+    for writer in list(writers or ()):
+        writer.close()
+    tasks = list(handlers)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(server.wait_closed(), 2)
+
+
 class Backend:
     def __init__(self, name: str = "backend") -> None:
         self.name = name
@@ -57,16 +75,7 @@ class Backend:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.close()
-            # Handlers still running (a /sleep, a tunnel) end now, not after the loop closed.
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+            await stop_server(self._server, self._tasks, self._writers)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

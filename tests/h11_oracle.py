@@ -87,52 +87,43 @@ def _collect(out: Outcome, events: Sequence[object]) -> None:
             raise CodecFinding(f"unknown event {event!r}")
 
 
-def _must_stay_dead(feed: object, error: IngressError) -> None:
-    assert callable(feed)
+def _drive(
+    parser: RequestParser | ResponseParser,
+    pieces: list[bytes],
+    error_type: type[IngressError],
+    statuses: frozenset[int],
+) -> Outcome:
+    """Feed `pieces` then the end of stream; the codec may only fail with `error_type`
+    and one of `statuses`, and a failed parser must refuse any further input."""
+    out = Outcome()
     try:
-        feed(b"x")
-    except type(error):
-        return
-    raise CodecFinding(f"the parser accepted more input after {error!r}")
+        for piece in pieces:
+            _collect(out, parser.feed(piece))
+            if parser.upgraded:
+                out.stopped = True
+                return out
+        _collect(out, parser.eof() or [])
+    except error_type as exc:
+        if exc.status not in statuses:
+            raise CodecFinding(f"{error_type.__name__} with status {exc.status}: {exc}") from exc
+        out.error = exc
+        try:
+            parser.feed(b"x")
+        except error_type:
+            return out
+        raise CodecFinding(f"the parser accepted more input after {exc!r}") from None
+    return out
 
 
 # --------------------------------------------------------------------------- drivers
 
 
 def codec_requests(pieces: list[bytes]) -> Outcome:
-    parser = RequestParser()
-    out = Outcome()
-    try:
-        for piece in pieces:
-            _collect(out, parser.feed(piece))
-            if parser.upgraded:
-                out.stopped = True
-                return out
-        parser.eof()
-    except ProtocolError as exc:
-        if exc.status not in REQUEST_STATUSES:
-            raise CodecFinding(f"ProtocolError with status {exc.status}: {exc}") from exc
-        out.error = exc
-        _must_stay_dead(parser.feed, exc)
-    return out
+    return _drive(RequestParser(), pieces, ProtocolError, REQUEST_STATUSES)
 
 
 def codec_response(method: bytes, pieces: list[bytes]) -> Outcome:
-    parser = ResponseParser(method)
-    out = Outcome()
-    try:
-        for piece in pieces:
-            _collect(out, parser.feed(piece))
-            if parser.upgraded:
-                out.stopped = True
-                return out
-        _collect(out, parser.eof())
-    except UpstreamProtocolError as exc:
-        if exc.status != 502:
-            raise CodecFinding(f"UpstreamProtocolError with status {exc.status}") from exc
-        out.error = exc
-        _must_stay_dead(parser.feed, exc)
-    return out
+    return _drive(ResponseParser(method), pieces, UpstreamProtocolError, frozenset({502}))
 
 
 def h11_requests(pieces: list[bytes]) -> Outcome:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import h11
 import pytest
 
+from tests.backends import stop_server
 from tests.integration.conftest import (
     StartBackend,
     StartIngressd,
@@ -70,15 +71,8 @@ class ScriptedBackend:
         return self
 
     async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._server is not None:
+            await stop_server(self._server, self._tasks)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
