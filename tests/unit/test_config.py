@@ -20,6 +20,7 @@ from ingressd.model import (
     ServiceBackend,
     ServicePort,
 )
+from ingressd.yamlfile import read_documents
 from tests import kube
 from tests.kube import LoadYaml, ProblemsOf, WriteYaml, line_of
 
@@ -168,6 +169,18 @@ def test_yaml_aliases_are_shared_values_and_special_scalars_keep_their_types(
     )
     service = load_yaml(text).services[0]
     assert service.ports == (ServicePort(80, "http", 8080),)  # ints stay ints
+
+
+def test_yaml_aliases_are_built_once_so_nested_ones_cannot_blow_up(
+    write_yaml: WriteYaml,
+) -> None:
+    # Each level holds ten aliases of the one before: copying them would grow tenfold
+    # per level (kept at four levels so that a regression fails fast, not hangs).
+    levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 4)]
+    [document], _ = read_documents([write_yaml("\n".join(levels) + "\n")])
+    top = document.value["l3"]
+    assert len(top) == 10 and all(item is top[0] for item in top)  # one shared object
 
 
 @pytest.mark.parametrize(
