@@ -514,7 +514,6 @@ class Result:
     warnings: int = 0
     load_s: float = 0.0
     compile_s: float = 0.0
-    compile_nogc_s: float = 0.0
     config_mb: float = 0.0
     config_peak_mb: float = 0.0
     table_mb: float = 0.0
@@ -530,21 +529,16 @@ class Result:
         return min(self.lookup_samples)
 
 
-def best_of(repeat: int, fn: Callable[[], T], *, collect: bool = True) -> tuple[float, T]:
-    """Best wall time of `repeat` runs; ``collect=False`` times with the cyclic GC disabled."""
+def best_of(repeat: int, fn: Callable[[], T]) -> tuple[float, T]:
+    """Best wall time of `repeat` runs."""
     best = float("inf")
     result: T | None = None
     for _ in range(repeat):
         result = None  # let the previous result go before the next run
         gc.collect()
-        if not collect:
-            gc.disable()
-        try:
-            start = time.perf_counter()
-            result = fn()
-            best = min(best, time.perf_counter() - start)
-        finally:
-            gc.enable()
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
     assert result is not None
     return best, result
 
@@ -586,9 +580,6 @@ def measure(size: int, directory: str, repeat: int) -> tuple[Result, Config]:
 
     result.compile_s, table = best_of(repeat, compile_)
     del table
-    # Diagnostic: how much of compile is the cyclic GC scanning the live heap (the Config).
-    result.compile_nogc_s, table = best_of(repeat, compile_, collect=False)
-    del table
     result.config_mb, result.config_peak_mb, _ = traced(load)
     result.table_mb, result.table_peak_mb, table = traced(compile_)
     result.table = table
@@ -602,20 +593,13 @@ def measure(size: int, directory: str, repeat: int) -> tuple[Result, Config]:
     return result, config
 
 
-def print_profile(
-    title: str, fn: Callable[[], object], sorts: Sequence[str], *, collect: bool = True
-) -> None:
+def print_profile(title: str, fn: Callable[[], object], sorts: Sequence[str]) -> None:
     """Profile one call of `fn`; print its top 10 entries for each sort key."""
     profiler = cProfile.Profile()
     gc.collect()
-    if not collect:
-        gc.disable()
-    try:
-        profiler.enable()
-        fn()
-        profiler.disable()
-    finally:
-        gc.enable()
+    profiler.enable()
+    fn()
+    profiler.disable()
     for sort in sorts:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
@@ -635,12 +619,10 @@ def profile(size: int, directory: str, config: Config, *, load_dominates: bool) 
             partial(load_config, [directory], certs_dir=certs),
             ("cumulative", "tottime"),
         )
-    # GC off: a full collection would be charged to whichever function happens to allocate.
     print_profile(
-        f"compile_routes at {size:,} Ingresses, GC disabled",
+        f"compile_routes at {size:,} Ingresses",
         partial(compile_routes, config, ingress_class=INGRESS_CLASS),
         ("tottime",),
-        collect=False,
     )
 
 
@@ -678,7 +660,6 @@ def report(results: list[Result]) -> None:
             f"  size {r.size}: {r.manifest.documents} documents, "
             f"{r.manifest.size_bytes / MB:.1f} MB of YAML, {r.warnings} warnings; "
             f"peak during load {r.config_peak_mb:.1f} MB, during compile {r.table_peak_mb:.1f} MB; "
-            f"compile with GC disabled {r.compile_nogc_s:.3f} s; "
             f"lookup ns best/median/worst {samples[0]:.0f}/{samples[len(samples) // 2]:.0f}/"
             f"{samples[-1]:.0f}"
         )

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import annotations as annotations_mod
 from .errors import ConfigError
+from .gcpause import gc_paused
 from .model import (
     Config,
     EndpointAddress,
@@ -61,20 +62,21 @@ def load_config(paths: Sequence[str], *, certs_dir: str | None = None) -> Config
     the first config path).
     """
     files = expand_paths(paths)
-    try:
-        documents, digest = read_documents(files)
-    except YamlError as exc:
-        raise ConfigError(exc.problems) from exc
-    builder = _Builder()
-    for document in documents:
-        builder.add(document)
-    if certs_dir is None and paths:
-        first = paths[0] if os.path.isdir(paths[0]) else os.path.dirname(paths[0])
-        certs_dir = os.path.join(first or ".", "certs")
-    builder.add_certs_dir_secrets(certs_dir)
-    if builder.errors:
-        raise ConfigError(builder.errors)
-    return builder.build(tuple(files), digest)
+    with gc_paused():
+        try:
+            documents, digest = read_documents(files)
+        except YamlError as exc:
+            raise ConfigError(exc.problems) from exc
+        builder = _Builder()
+        for document in documents:
+            builder.add(document)
+        if certs_dir is None and paths:
+            first = paths[0] if os.path.isdir(paths[0]) else os.path.dirname(paths[0])
+            certs_dir = os.path.join(first or ".", "certs")
+        builder.add_certs_dir_secrets(certs_dir)
+        if builder.errors:
+            raise ConfigError(builder.errors)
+        return builder.build(tuple(files), digest)
 
 
 @dataclass

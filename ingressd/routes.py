@@ -17,6 +17,7 @@ from datetime import UTC
 from typing import Final
 
 from .annotations import IngressPolicy, policy_of
+from .gcpause import gc_paused
 from .model import (
     Config,
     EndpointGroup,
@@ -244,7 +245,8 @@ def select_ingresses(config: Config, ingress_class: str | None) -> list[Ingress]
 
 def compile_routes(config: Config, *, ingress_class: str | None = None) -> RouteTable:
     """Build the whole table in one call; it is never modified afterwards."""
-    return _Compiler(config).compile(select_ingresses(config, ingress_class))
+    with gc_paused():
+        return _Compiler(config).compile(select_ingresses(config, ingress_class))
 
 
 class _VHostBuilder:

@@ -1,0 +1,79 @@
+"""The collector pause around config builds: it always comes back as it was."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingressd.config import load_config
+from ingressd.gcpause import gc_paused
+from ingressd.routes import compile_routes
+
+CONFIG = Path(__file__).parents[2] / "config" / "ingress.yaml"
+
+
+@pytest.fixture(autouse=True)
+def restore_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    yield
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def test_paused_inside_and_enabled_after() -> None:
+    gc.enable()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_enabled_again_after_an_exception() -> None:
+    gc.enable()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("build failed")
+    assert gc.isenabled()
+
+
+def test_a_disabled_collector_stays_disabled() -> None:
+    gc.disable()
+    with gc_paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_overlapping_pauses_in_two_threads_enable_once_the_last_leaves() -> None:
+    """A reload thread and another builder overlapping out of order."""
+    gc.enable()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen_after_first_left: list[bool] = []
+
+    def second() -> None:
+        first_in.wait(5)
+        with gc_paused():
+            second_in.set()
+            first_out.wait(5)
+            seen_after_first_left.append(gc.isenabled())
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with gc_paused():
+        first_in.set()
+        assert second_in.wait(5)
+    first_out.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert seen_after_first_left == [False]  # the first leaving did not re-enable it
+    assert gc.isenabled()
+
+
+def test_loading_and_compiling_leave_the_collector_enabled() -> None:
+    gc.enable()
+    table = compile_routes(load_config([str(CONFIG)]))
+    assert table.hosts
+    assert gc.isenabled()
