@@ -110,7 +110,7 @@ async def run(
     client = ClientConnection(server, http1.Listener(b"http", 8080))
     client_transport = MemoryTransport(("127.0.0.1", 50000))
     client.connection_made(client_transport)
-    endpoint = next(iter(server.runtime.endpoints()))
+    endpoint = next(iter(server.runtime.endpoints))
     pool = server.upstreams.pool(endpoint)
     upstream = UpstreamConnection(pool)
     upstream_transport = MemoryTransport(("127.0.0.1", 9))

@@ -6,7 +6,7 @@ Pure: time is passed in, so tests need no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 from .routes import Endpoint
 
@@ -44,10 +44,9 @@ class PassiveHealth:
     def down(self, now: float) -> list[Endpoint]:
         return [e for e, until in self._down_until.items() if until > now]
 
-    def forget(self, keep: Iterable[Endpoint]) -> None:
+    def forget(self, keep: AbstractSet[Endpoint]) -> None:
         """Drop marks of endpoints no longer configured."""
-        kept = set(keep)
-        for endpoint in [e for e in self._down_until if e not in kept]:
+        for endpoint in [e for e in self._down_until if e not in keep]:
             del self._down_until[endpoint]
 
 

@@ -19,6 +19,8 @@ from .report import render_text
 
 logger = logging.getLogger("ingressd")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def _address(value: str) -> tuple[str, int] | None:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6) or ``off``."""
@@ -145,9 +147,7 @@ def check(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     if args.check:
         return check(args)
     from .server import run

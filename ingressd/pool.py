@@ -15,7 +15,7 @@ import enum
 import logging
 import socket
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol, cast
 
 from .balancer import PassiveHealth
@@ -231,9 +231,8 @@ class Upstreams:
                 self._sweeper = self.loop.call_later(_SWEEP_SECONDS, self._sweep)
         return pool
 
-    def retain(self, endpoints: Iterable[Endpoint]) -> None:
+    def retain(self, keep: AbstractSet[Endpoint]) -> None:
         """After a reload: drain the pools of endpoints that are gone."""
-        keep = set(endpoints)
         for endpoint in [e for e in self.pools if e not in keep]:
             self.pools.pop(endpoint).retire()
         self.health.forget(keep)

@@ -9,14 +9,14 @@ snapshot it started with.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import time
 from dataclasses import dataclass, field
 
 from .balancer import RoundRobin
-from .config import load_config
 from .errors import ConfigError
+from .gcpause import gc_paused
+from .loader import load
 from .model import Config
 from .routes import Backend, Endpoint, RouteTable, compile_routes
 from .tls import Certificate, CertificateStore, build_store
@@ -53,14 +53,12 @@ class Runtime:
     table: RouteTable
     balancers: dict[int, RoundRobin]  # by id() of a Backend of `table`
     certs: CertificateStore
+    endpoints: frozenset[Endpoint]  # of every backend: the pools a reload keeps
     tls_warnings: tuple[str, ...] = ()
     loaded_at: float = field(default_factory=time.time)
 
     def balancer(self, backend: Backend) -> RoundRobin:
         return self.balancers[id(backend)]
-
-    def endpoints(self) -> set[Endpoint]:
-        return {e for b in self.table.backends() for e in b.endpoints}
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -68,24 +66,22 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, default_certificate: Certificate | None) -> Runtime:
-    """Load, validate and compile routes and certificates; `ConfigError` lists every problem."""
-    # Loading and compiling create hundreds of thousands of objects and no reference
-    # cycles; the cyclic collector would rescan them over and over (more than half
-    # of compile time at 10,000 Ingresses).  The caller freezes the result.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    """Load, validate and compile routes and certificates; `ConfigError` lists every problem.
+
+    Big configurations are parsed in a child process (`loader`).  The caller
+    freezes the result (`gc.freeze`): it lives until the next reload.
+    """
+    with gc_paused():
         return _build(settings, default_certificate)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _build(settings: Settings, default_certificate: Certificate | None) -> Runtime:
-    config = load_config(settings.config_paths, certs_dir=settings.certs_dir)
+    config = load(settings.config_paths, certs_dir=settings.certs_dir)
     table = compile_routes(config, ingress_class=settings.ingress_class)
     certs = build_store(table.tls_hosts, config.secrets, default_certificate)
     if certs.errors:
         raise ConfigError(certs.errors)
-    balancers = {id(b): RoundRobin(b.endpoints) for b in table.backends()}
-    return Runtime(config, table, balancers, certs.store, tuple(certs.warnings))
+    backends = list(table.backends())
+    balancers = {id(b): RoundRobin(b.endpoints) for b in backends}
+    endpoints = frozenset(e for b in backends for e in b.endpoints)
+    return Runtime(config, table, balancers, certs.store, endpoints, tuple(certs.warnings))

@@ -204,6 +204,10 @@ class ProxyServer:
             outcome = build_runtime(self.settings, self.default_certificate)
         except BaseException as exc:  # reported on the loop, which keeps the old runtime
             outcome = exc
+        else:
+            # Here, not on the loop: thousands of lines at 10,000 Ingresses.
+            for warning in outcome.warnings:
+                logger.warning("%s", warning)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to do
             self.loop.call_soon_threadsafe(self._reload_built, outcome, started)
 
@@ -233,14 +237,12 @@ class ProxyServer:
         gc.freeze()  # see run(): the new table need not be scanned by the cyclic collector
         self.stats.reloads_ok += 1
         self.stats.last_reload_ok = runtime.loaded_at
-        for warning in runtime.warnings:
-            logger.warning("%s", warning)
         logger.info("reloaded: %d ingresses, config %s, built in %.2f s",
                     len(runtime.table.ingresses), runtime.config.digest[:12], seconds)  # fmt: skip
 
     def swap(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.upstreams.retain(runtime.endpoints())
+        self.upstreams.retain(runtime.endpoints)
 
     # --- stop ----------------------------------------------------------------------
 

@@ -38,5 +38,5 @@ def test_forget_drops_marks_of_removed_endpoints() -> None:
     health = PassiveHealth()
     health.mark_down(A, 0.0)
     health.mark_down(B, 0.0)
-    health.forget([B])
+    health.forget({B})
     assert health.down(1.0) == [B]
