@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import resource
@@ -234,7 +233,6 @@ class ProxyServer:
             return
         runtime = outcome
         self.swap(runtime)
-        gc.freeze()  # see run(): the new table need not be scanned by the cyclic collector
         self.stats.reloads_ok += 1
         self.stats.last_reload_ok = runtime.loaded_at
         logger.info("reloaded: %d ingresses, config %s, built in %.2f s",
@@ -387,9 +385,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for warning in runtime.warnings:
         logger.warning("%s", warning)
-    # The route table can be millions of long-lived objects: keep the cyclic
-    # collector from rescanning them (latency spikes on big configurations).
-    gc.freeze()
     listeners = Listeners(http=args.http, https=args.https, admin=args.admin)
     if args.workers == 1:
         return _serve_process(settings, runtime, listeners)
