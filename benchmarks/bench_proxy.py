@@ -200,6 +200,11 @@ def _percentile(out: str, which: str) -> float:
     return _millis(match.group(1)) if match else math.nan
 
 
+def _max_latency(out: str) -> float:
+    match = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE)
+    return _millis(match.group(1)) if match else math.nan
+
+
 def wrk(url: str, duration: int, connections: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
@@ -212,6 +217,7 @@ def wrk(url: str, duration: int, connections: int, extra: tuple[str, ...] = ()) 
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50": _percentile(out, "50"),
         "p99": _percentile(out, "99"),
+        "max": _max_latency(out),
     }
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     if transfer:

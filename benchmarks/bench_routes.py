@@ -87,6 +87,11 @@ class _Path:
     port: str  # "name: http" or "number: 80"
 
 
+def _escaped(pem: bytes) -> str:
+    """PEM as a double-quoted YAML scalar's content."""
+    return pem.decode().replace("\n", "\\n")
+
+
 def _timestamp(index: int, rng: random.Random) -> str:
     base = datetime(2023, 1, 2, tzinfo=UTC)
     moment = base + timedelta(minutes=37 * index, seconds=rng.randrange(60))
@@ -219,8 +224,13 @@ def _port(service: str, named: bool) -> str:
     return "number: 8080" if service.endswith("-api") else "number: 80"
 
 
-def generate_manifest(size: int, directory: str) -> Manifest:
+def generate_manifest(
+    size: int, directory: str, tls_pair: tuple[bytes, bytes] | None = None
+) -> Manifest:
     """Write `size` Ingresses with their Services and EndpointSlices; deterministic per size.
+
+    The TLS Secrets hold placeholder PEM (routes never parse it) unless `tls_pair`
+    gives a certificate and key, which a server needs.
 
     Per index ``i`` (namespace ``team-<i mod N>``):
     - about 0.1% host-less (``i % 997 == 3``), 5% wildcard ``*.tenant-<i>.example.com``
@@ -237,11 +247,12 @@ def generate_manifest(size: int, directory: str) -> Manifest:
     files: dict[str, list[str]] = {f"team-{j}": [] for j in range(namespaces)}
     manifest = Manifest(directory)
 
+    pem, key = (_DUMMY_PEM, _DUMMY_KEY) if tls_pair is None else map(_escaped, tls_pair)
     for namespace, documents in files.items():
         documents.append(
             "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\n"
             f"metadata:\n  name: {namespace}-tls\n  namespace: {namespace}\n"
-            f'stringData:\n  tls.crt: "{_DUMMY_PEM}"\n  tls.key: "{_DUMMY_KEY}"\n'
+            f'stringData:\n  tls.crt: "{pem}"\n  tls.key: "{key}"\n'
         )
 
     for i in range(size):

