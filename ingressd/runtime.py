@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -91,3 +92,30 @@ def _build(settings: Settings, default_certificate: Certificate | None) -> Runti
     balancers = {id(b): RoundRobin(b.endpoints) for b in backends}
     endpoints = frozenset(e for b in backends for e in b.endpoints)
     return Runtime(config, table, balancers, certs.store, endpoints, tuple(certs.warnings))
+
+
+def release_in_slices(box: list[Runtime], *, patience: float, slice_size: int = 500) -> None:
+    """Free a replaced runtime a slice at a time; run it in a worker thread.
+
+    Freeing 10,000 Ingresses' objects in one go takes ~110 ms with the GIL held,
+    a stall of every connection when the loop drops the last reference.  Here
+    the members of the big collections are held in a list, the runtime itself is
+    dropped (its containers go, cheaply), and the members are let go a slice at
+    a time, the GIL handed back in between.  Requests still running on the old
+    runtime hold it too: this waits for them, up to `patience` seconds, and
+    after that leaves the rest to whoever drops it last.  `box` holds the only
+    reference the caller passes, so that the count below can tell.
+    """
+    runtime = box.pop()
+    deadline = time.monotonic() + patience
+    while sys.getrefcount(runtime) > 2 and time.monotonic() < deadline:  # ours + the call's
+        time.sleep(0.05)
+    config, table = runtime.config, runtime.table
+    members: list[object] = [
+        *config.ingresses, *config.services, *config.endpoints, *config.secrets,
+        *table.hosts.values(), *table.wildcards.values(), *runtime.balancers.values(),
+    ]  # fmt: skip
+    del runtime, config, table
+    while members:
+        del members[-slice_size:]
+        time.sleep(0)  # lets the loop thread take the GIL

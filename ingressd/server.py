@@ -37,7 +37,7 @@ from .metrics import Stats, exposition, method_class
 from .pool import Upstreams
 from .report import render_json
 from .routes import Endpoint
-from .runtime import Runtime, Settings, build_runtime
+from .runtime import Runtime, Settings, build_runtime, release_in_slices
 from .timers import TimerWheel
 from .tls import CertificateError, default_certificate, listener_context
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _NO_ROUTE = ("", "", "")
+_RELEASE_PATIENCE = 10.0  # seconds a replaced runtime waits for its last requests
 Address = tuple[str, int]
 
 
@@ -232,7 +233,12 @@ class ProxyServer:
                          count)  # fmt: skip
             return
         runtime = outcome
+        replaced = [self.runtime]
         self.swap(runtime)
+        threading.Thread(
+            target=release_in_slices, args=(replaced,), kwargs={"patience": _RELEASE_PATIENCE},
+            name="ingressd-release", daemon=True,
+        ).start()  # fmt: skip
         self.stats.reloads_ok += 1
         self.stats.last_reload_ok = runtime.loaded_at
         logger.info("reloaded: %d ingresses, config %s, built in %.2f s",
