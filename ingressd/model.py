@@ -31,6 +31,8 @@ def pickled_by_fields(cls: T) -> T:
     single = len(fields) == 1  # attrgetter of one name gives the value, not a tuple
 
     def reduce(self: object) -> tuple[type, tuple[Any, ...]]:
+        if type(self) is not cls:  # a subclass may have fields this does not know
+            raise TypeError(f"{type(self).__name__} does not pickle as {cls.__name__}")
         return (cls, (fetch(self),) if single else fetch(self))
 
     setattr(cls, "__reduce__", reduce)  # noqa: B010  (mypy refuses assigning a method)

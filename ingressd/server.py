@@ -206,7 +206,7 @@ class ProxyServer:
             outcome = exc
         else:
             # Here, not on the loop: thousands of lines at 10,000 Ingresses.
-            for warning in outcome.warnings:
+            for warning in () if self.stopping else outcome.warnings:
                 logger.warning("%s", warning)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to do
             self.loop.call_soon_threadsafe(self._reload_built, outcome, started)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingressd import loader
 from ingressd.config import load_config
 from ingressd.gcpause import gc_paused
 from ingressd.routes import compile_routes
@@ -91,5 +94,36 @@ def test_a_built_runtime_is_frozen_before_the_collector_comes_back() -> None:
         assert gc.get_freeze_count() > frozen_before
         assert gc.get_count()[0] < 100  # nothing young left over from the build
         assert runtime.table.hosts
+    finally:
+        gc.unfreeze()
+
+
+def test_garbage_made_while_the_child_parses_is_collected_not_frozen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The serving thread makes garbage cycles while a reload's child parses (seconds
+    at 10,000 Ingresses); the freeze that ends the build must not keep them forever."""
+
+    class Node:
+        pass
+
+    made: list[weakref.ref[Node]] = []
+    real_run_child = loader.run_child
+
+    def run_child_while_the_loop_serves(*args: Any, **kwargs: Any) -> bytes:
+        node = Node()
+        node.cycle = node  # type: ignore[attr-defined]
+        made.append(weakref.ref(node))
+        del node
+        return real_run_child(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "run_child", run_child_while_the_loop_serves)
+    monkeypatch.setattr(loader, "ISOLATE_BYTES", 0)
+    gc.enable()
+    try:
+        runtime = build_runtime(Settings(config_paths=(str(CONFIG),)), None)
+        assert runtime.table.hosts
+        gc.collect()  # frozen objects are out of its reach
+        assert made and made[0]() is None
     finally:
         gc.unfreeze()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,8 +68,74 @@ def test_a_child_that_dies_is_a_config_error(
 ) -> None:
     path = write_yaml(*EVERY_KIND)
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    with pytest.raises(ConfigError, match="config loader process failed"):
+    with pytest.raises(ConfigError, match=r"config loader process failed \(exit status 1\)"):
         loader.load_in_child([path])
+
+
+def test_a_child_killed_by_a_signal_is_named_by_the_signal(
+    write_yaml: WriteYaml, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's OOM killer sends SIGKILL: say so rather than "exit status -9"."""
+    killed = tmp_path / "killed"
+    killed.write_text("#!/bin/sh\nkill -KILL $$\n")
+    killed.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(killed))
+    with pytest.raises(ConfigError, match=r"killed by SIGKILL \(out of memory\?\)"):
+        loader.load_in_child([write_yaml(*EVERY_KIND)])
+
+
+def test_a_child_that_cannot_start_is_a_config_error_naming_the_interpreter(
+    write_yaml: WriteYaml, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-such-python"
+    monkeypatch.setattr(sys, "executable", str(missing))
+    with pytest.raises(ConfigError, match=f"cannot start the config loader process {missing}"):
+        loader.load_in_child([write_yaml(*EVERY_KIND)])
+
+
+def test_the_child_exits_when_the_server_goes_away(tmp_path: Path) -> None:
+    """A server killed mid-reload must not leave a parser running: the child
+    watches its stdin, which closes with the server.  The FIFO keeps the child
+    busy (opening it blocks) until then."""
+    fifo = tmp_path / "never-written.yaml"
+    os.mkfifo(fifo)
+    request = {"paths": [str(fifo)], "certs_dir": None, "log_level": 30}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ingressd.loader"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(request).encode() + b"\n")
+        child.stdin.flush()
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(0.3)  # still waiting for the FIFO
+        child.stdin.close()
+        assert child.wait(10) == 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_the_child_is_in_its_own_session(
+    write_yaml: WriteYaml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C and a SIGHUP to the server's process group are the server's alone."""
+    sessions: list[bool] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        sessions.append(kwargs.get("start_new_session", False))
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    loader.load_in_child([write_yaml(*EVERY_KIND)])
+    assert sessions == [True]
 
 
 def test_only_configs_over_the_threshold_go_to_a_child(
@@ -73,10 +143,16 @@ def test_only_configs_over_the_threshold_go_to_a_child(
 ) -> None:
     small = write_yaml(*EVERY_KIND)
     children: list[object] = []
-    monkeypatch.setattr(loader, "load_in_child", lambda *a, **k: children.append(a))
-    loader.load([small])
+    real_run_child = loader.run_child
+
+    def recording_run_child(paths: list[str], **kwargs: Any) -> bytes:
+        children.append(paths)
+        return real_run_child(paths, **kwargs)
+
+    monkeypatch.setattr(loader, "run_child", recording_run_child)
+    assert loader.read([small])() == load_config([small])
     assert children == []
     big = tmp_path / "big.yaml"
     big.write_text(Path(small).read_text() + "#" * loader.ISOLATE_BYTES)
-    loader.load([str(big)])
-    assert children == [([str(big)],)]
+    assert len(loader.read([str(big)])().ingresses) == 1
+    assert children == [[str(big)]]
