@@ -120,9 +120,13 @@ async def run(
     answers: list[bytes] = []
     upstream_transport.on_write = lambda data: answers.append(RESPONSE)
 
-    def one() -> None:
+    outbox = server.outbox
+
+    def one() -> None:  # each call is what one loop iteration would send (outbox.py)
         client.data_received(REQUEST)
+        outbox.flush()
         upstream.data_received(answers.pop())
+        outbox.flush()
 
     for _ in range(1000):
         one()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 from . import http1
 from .codec import Body, EndOfMessage, Framing, RequestHead, RequestParser
 from .errors import ProtocolError
+from .outbox import send
 from .proxy import Exchange
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "__weakref__",
         "_backlog",
-        "_batch_depth",
         "_dispatching",
         "_linger_until",
         "_out",
@@ -104,8 +104,7 @@ class ClientConnection(asyncio.Protocol):
         self._backlog: deque[Event] = deque()
         self._skip_end = False
         self._dispatching = False
-        self._batch_depth = 0
-        self._out: list[bytes] = []
+        self._out: list[bytes] = []  # held until the loop iteration ends (outbox.py)
         self.bytes_written = 0
         self._linger_until = 0.0
 
@@ -134,13 +133,6 @@ class ClientConnection(asyncio.Protocol):
         self.deadline.start(self.server.settings.keepalive_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self._batch_depth += 1
-        try:
-            self._data_received(data)
-        finally:
-            self.end_batch()
-
-    def _data_received(self, data: bytes) -> None:
         if self.phase is _LINGER:
             if self.loop.time() < self._linger_until:
                 self.deadline.start(_LINGER_IDLE)
@@ -312,39 +304,18 @@ class ClientConnection(asyncio.Protocol):
 
     # --- used by the exchange ---------------------------------------------------
 
-    @property
-    def batching(self) -> bool:
-        return self._batch_depth > 0
-
-    def begin_batch(self) -> None:
-        """Collect writes (both ways) until `end_batch`: one send per direction per event."""
-        self._batch_depth += 1
-
-    def end_batch(self) -> None:
-        self._batch_depth -= 1
-        if self._batch_depth:
-            return
-        if self._out:
-            self._write_out()
-        exchange = self.exchange
-        if exchange is not None and exchange.upstream is not None:
-            exchange.flush_upstream()
-
     def write(self, data: bytes) -> None:
+        """Send `data` at the end of this loop iteration, with the rest of its output."""
         self.bytes_written += len(data)
-        if self._batch_depth:
-            self._out.append(data)
-            return
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def _write_out(self) -> None:
         out = self._out
-        self._out = []
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(b"".join(out) if len(out) > 1 else out[0])
+        if not out:
+            self.server.outbox.hold(self)
+        out.append(data)
+
+    def flush_output(self) -> None:
+        if self._out:
+            out, self._out = self._out, []
+            send(self.transport, out)
 
     def https_by_proxy(self, headers: http1.Headers) -> bool:
         """A trusted proxy in front terminated TLS (no http→https redirect then)."""
@@ -376,8 +347,7 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         """Close after the writes are flushed; linger if the request was not read to its end."""
         self.closing = True
-        if self._out:
-            self._write_out()
+        self.flush_output()
         transport = self.transport
         if transport is None or transport.is_closing() or self.phase is _LINGER:
             return

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from .balancer import PassiveHealth
 from .errors import UpstreamTimeout, UpstreamUnavailable
+from .outbox import Outbox, send
 from .routes import Endpoint
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "endpoint",
         "idle_since",
+        "outbox",
+        "output",
         "owner",
         "pool",
         "response_parser",
@@ -66,6 +69,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: EndpointPool) -> None:
         self.pool = pool
+        self.outbox = pool.outbox
+        self.output: list[bytes] = []  # held until the loop iteration ends (outbox.py)
         self.endpoint = pool.endpoint
         self.state = _CONNECTING
         self.transport: asyncio.Transport | None = None
@@ -91,13 +96,35 @@ class UpstreamConnection(asyncio.Protocol):
         return self.state is _IDLE and now - self.idle_since >= IDLE_SECONDS
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        """Send `data` at the end of this loop iteration, with the rest of its output."""
+        output = self.output
+        if not output:
+            self.outbox.hold(self)
+        output.append(data)
+
+    def flush_output(self) -> None:
+        if self.output:
+            output, self.output = self.output, []
+            send(self.transport, output)
+
+    @property
+    def has_unsent(self) -> bool:
+        """Request bytes not yet taken by the kernel (then its state is unknown)."""
+        if self.output:
+            return True
+        return self.transport is not None and self.transport.get_write_buffer_size() > 0
+
+    def write_eof(self) -> None:
+        transport = self.transport
+        if transport is not None and transport.can_write_eof():
+            self.flush_output()
+            transport.write_eof()
 
     def close(self) -> None:
         if self.state is not _CLOSED:
             self.state = _CLOSED
             self.owner = None
+            self.flush_output()
             if self.transport is not None:
                 self.transport.close()
 
@@ -145,11 +172,12 @@ class UpstreamConnection(asyncio.Protocol):
 class EndpointPool:
     """Idle keep-alive connections to one endpoint, reused last-in first-out."""
 
-    __slots__ = ("_idle", "endpoint", "loop", "opened", "retired")
+    __slots__ = ("_idle", "endpoint", "loop", "opened", "outbox", "retired")
 
-    def __init__(self, endpoint: Endpoint, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, endpoint: Endpoint, loop: asyncio.AbstractEventLoop, outbox: Outbox) -> None:
         self.endpoint = endpoint
         self.loop = loop
+        self.outbox = outbox
         self._idle: deque[UpstreamConnection] = deque()
         self.opened = 0
         self.retired = False
@@ -217,8 +245,9 @@ class EndpointPool:
 class Upstreams:
     """All pools of one process and the passive-health marks; outlive reloads."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, outbox: Outbox) -> None:
         self.loop = loop
+        self.outbox = outbox
         self.pools: dict[Endpoint, EndpointPool] = {}
         self.health = PassiveHealth()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -226,7 +255,7 @@ class Upstreams:
     def pool(self, endpoint: Endpoint) -> EndpointPool:
         pool = self.pools.get(endpoint)
         if pool is None:
-            pool = self.pools[endpoint] = EndpointPool(endpoint, self.loop)
+            pool = self.pools[endpoint] = EndpointPool(endpoint, self.loop, self.outbox)
             if self._sweeper is None:
                 self._sweeper = self.loop.call_later(_SWEEP_SECONDS, self._sweep)
         return pool

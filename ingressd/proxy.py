@@ -261,8 +261,7 @@ class Exchange:
         else:
             parser.next_response(self.head.method)
         self.response_parser = parser
-        if not self.client.batching:
-            self.flush_upstream()
+        self._flush_upstream()
         self.client.resume_for_upstream()
         if self.client.write_paused and connection.transport is not None:
             # The client is not reading: do not read the backend faster than it.
@@ -273,16 +272,15 @@ class Exchange:
     # --- request bytes towards the backend ---------------------------------------
 
     def _to_upstream(self, data: bytes) -> None:
-        """Request bytes leave at once, or at the end of the client's batch, or after connecting."""
+        """Request bytes go to the upstream connection now, or once it is connected."""
         self.pending.append(data)
         self.pending_size += len(data)
         if self.upstream is not None:
-            if not self.client.batching:
-                self.flush_upstream()
+            self._flush_upstream()
         elif self.pending_size > _PENDING_LIMIT:
             self.client.pause_for_upstream()
 
-    def flush_upstream(self) -> None:
+    def _flush_upstream(self) -> None:
         """Write the head (once) and the pending body bytes in one call."""
         upstream = self.upstream
         if upstream is None:
@@ -327,14 +325,6 @@ class Exchange:
     # --- the response ---------------------------------------------------------
 
     def upstream_data(self, data: bytes) -> None:
-        client = self.client
-        client.begin_batch()
-        try:
-            self._upstream_data(data)
-        finally:
-            client.end_batch()
-
-    def _upstream_data(self, data: bytes) -> None:
         if self.phase is _TUNNEL:
             self.client.write(data)
             self._touch()
@@ -432,7 +422,7 @@ class Exchange:
                 clean
                 and not (parser and parser.excess)
                 and upstream.transport is not None
-                and not upstream.transport.get_write_buffer_size()
+                and not upstream.has_unsent
             ):
                 upstream.pool.release(upstream)
             else:
@@ -466,13 +456,8 @@ class Exchange:
             self._touch()
 
     def tunnel_client_eof(self) -> None:
-        upstream = self.upstream
-        if (
-            upstream is not None
-            and upstream.transport is not None
-            and upstream.transport.can_write_eof()
-        ):
-            upstream.transport.write_eof()
+        if self.upstream is not None:
+            self.upstream.write_eof()
 
     # --- events from the upstream connection ----------------------------------
 

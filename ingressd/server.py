@@ -34,6 +34,7 @@ from .admin import AdminResponse, AdminServer
 from .downstream import ClientConnection
 from .errors import ConfigError
 from .metrics import Stats, exposition, method_class
+from .outbox import Outbox
 from .pool import Upstreams
 from .report import render_json
 from .routes import Endpoint
@@ -59,7 +60,8 @@ class ProxyServer:
         self.runtime = runtime
         self.default_certificate = runtime.certs.default
         self.loop = loop
-        self.upstreams = Upstreams(loop)
+        self.outbox = Outbox(loop)
+        self.upstreams = Upstreams(loop, self.outbox)
         self.wheel = TimerWheel(loop)
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
