@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from . import http1
 from .codec import Body, EndOfMessage, Framing, RequestHead, RequestParser
 from .errors import ProtocolError
-from .outbox import send
+from .outbox import SEND_AT_ONCE, send
 from .proxy import Exchange
 
 if TYPE_CHECKING:
@@ -305,12 +305,14 @@ class ClientConnection(asyncio.Protocol):
     # --- used by the exchange ---------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Send `data` at the end of this loop iteration, with the rest of its output."""
+        """Send `data` with the rest of this loop iteration's output (see outbox.py)."""
         self.bytes_written += len(data)
         out = self._out
         if not out:
             self.server.outbox.hold(self)
         out.append(data)
+        if len(data) >= SEND_AT_ONCE:
+            self.flush_output()
 
     def flush_output(self) -> None:
         if self._out:

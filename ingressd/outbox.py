@@ -11,6 +11,12 @@ output from several events leaves in one send.  Under `wrk -c50` this cut
 ingressd's CPU per request by about a third.
 
 A writer holds its own bytes and says so here once; `flush_output` sends them.
+A chunk of `SEND_AT_ONCE` bytes or more is sent at once with what is held:
+that is a body streaming, where the wake-ups do not matter, and its writes
+must meet the transport's flow control at once.  Held, libuv's up to 32 reads
+per poll of a fast backend would all pile up here before the client's
+`pause_writing` could stop them (48 MB peak RSS for a 10 MB download instead of
+34 MB).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ def send(transport: asyncio.Transport | None, chunks: list[bytes]) -> None:
     """Write `chunks` in one call, unless the connection is closing or gone (dropped then)."""
     if transport is not None and not transport.is_closing():
         transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+
+
+SEND_AT_ONCE = 16 * 1024
 
 
 class Writer(Protocol):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from .balancer import PassiveHealth
 from .errors import UpstreamTimeout, UpstreamUnavailable
-from .outbox import Outbox, send
+from .outbox import SEND_AT_ONCE, Outbox, send
 from .routes import Endpoint
 
 if TYPE_CHECKING:
@@ -96,11 +96,13 @@ class UpstreamConnection(asyncio.Protocol):
         return self.state is _IDLE and now - self.idle_since >= IDLE_SECONDS
 
     def write(self, data: bytes) -> None:
-        """Send `data` at the end of this loop iteration, with the rest of its output."""
+        """Send `data` with the rest of this loop iteration's output (see outbox.py)."""
         output = self.output
         if not output:
             self.outbox.hold(self)
         output.append(data)
+        if len(data) >= SEND_AT_ONCE:
+            self.flush_output()
 
     def flush_output(self) -> None:
         if self.output:
@@ -210,6 +212,12 @@ class EndpointPool:
             return
         connection.state = _IDLE
         connection.idle_since = self.loop.time()
+        if connection.transport is not None:
+            # Reading stops while a client is slow to take a response, and the last
+            # bytes of that response can come just before the pause: an idle
+            # connection must read to see the backend close it, and the next
+            # exchange needs its answer read.
+            connection.transport.resume_reading()
         self._idle.append(connection)
 
     async def connect(self, timeout: float) -> UpstreamConnection:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ingressd.outbox import Outbox
-from ingressd.pool import EndpointPool, UpstreamConnection
+from ingressd.pool import EndpointPool, State, UpstreamConnection
 from ingressd.routes import Endpoint
 
 
@@ -118,3 +118,34 @@ async def test_an_aborted_connection_drops_what_it_held() -> None:
     connection.abort()
     outbox.flush()
     assert sent == ["abort"]
+
+
+class PausableTransport(RecordingTransport):
+    def __init__(self, log: list[Any]) -> None:
+        super().__init__(log)
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+
+async def test_a_connection_paused_by_a_slow_client_reads_again_once_idle() -> None:
+    """A response's last chunk, sent at once, can make the client's transport pause
+    the backend just before the exchange ends: the next request on that backend
+    connection would wait for an answer nobody reads (wrk -c1 stalled on it)."""
+    loop = asyncio.get_running_loop()
+    pool = EndpointPool(Endpoint("127.0.0.1", 9), loop, Outbox(loop))
+    connection = UpstreamConnection(pool)
+    transport = PausableTransport([])
+    connection.connection_made(transport)
+    connection.state = State.ACTIVE
+    transport.pause_reading()  # the client stopped reading the response
+    pool.release(connection)
+    assert pool.acquire() is connection
+    assert transport.is_reading()
