@@ -22,7 +22,10 @@ per poll of a fast backend would all pile up here before the client's
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Protocol
+
+logger = logging.getLogger(__name__)
 
 
 def send(transport: asyncio.Transport | None, chunks: list[bytes]) -> None:
@@ -56,4 +59,7 @@ class Outbox:
         """Send what is held now (the loop calls this; so can a caller without a loop turn)."""
         held, self._held = self._held, []
         for writer in held:
-            writer.flush_output()
+            try:
+                writer.flush_output()
+            except Exception:  # one broken connection must not keep the others' bytes
+                logger.exception("sending the output of %r failed", writer)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from ingressd.outbox import Outbox
 from ingressd.pool import EndpointPool, State, UpstreamConnection
 from ingressd.routes import Endpoint
@@ -149,3 +151,26 @@ async def test_a_connection_paused_by_a_slow_client_reads_again_once_idle() -> N
     pool.release(connection)
     assert pool.acquire() is connection
     assert transport.is_reading()
+
+
+async def test_a_failing_send_does_not_keep_the_other_connections_bytes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first_log: list[Any] = []
+    second_log: list[Any] = []
+    first, outbox = upstream_connection(first_log)
+    second = UpstreamConnection(first.pool)
+    second.connection_made(RecordingTransport(second_log))
+
+    def broken(data: bytes | bytearray | memoryview) -> None:
+        raise RuntimeError("transport broke")
+
+    first.transport.write = broken  # type: ignore[method-assign,union-attr]
+    first.write(b"lost")
+    second.write(b"delivered")
+    outbox.flush()
+    assert second_log == [b"delivered"]
+    assert "sending the output of" in caplog.text
+    second.write(b"again")  # nothing left stuck: the next write is held and sent
+    outbox.flush()
+    assert second_log == [b"delivered", b"again"]
