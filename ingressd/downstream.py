@@ -161,6 +161,8 @@ class ClientConnection(asyncio.Protocol):
         self._dispatch(events)
 
     def eof_received(self) -> bool:
+        # Returning False closes the transport: what an answer left held goes first.
+        self.flush_output()
         if self.phase is _LINGER:
             return False
         if self.phase is _TUNNEL and self.exchange is not None:

@@ -153,6 +153,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
 
     def eof_received(self) -> bool:
+        self.flush_output()  # tunnel bytes held for the backend; False closes the transport
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -261,8 +261,9 @@ class Exchange:
         else:
             parser.next_response(self.head.method)
         self.response_parser = parser
-        self._flush_upstream()
+        # Resume first: a big pending body can pause the client again as it is sent.
         self.client.resume_for_upstream()
+        self._flush_upstream()
         if self.client.write_paused and connection.transport is not None:
             # The client is not reading: do not read the backend faster than it.
             connection.transport.pause_reading()

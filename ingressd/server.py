@@ -450,7 +450,9 @@ async def _main(settings: Settings, runtime: Runtime, listeners: Listeners) -> N
         if server.access_log is not None:
             loop.add_signal_handler(signal.SIGUSR1, server.access_log.reopen)
         for name, (host, port) in bound.items():
-            print(f"ingressd: {name} listening on {host}:{port}", flush=True)
+            # One write per line: workers share stdout, and unbuffered (-u) print()
+            # writes the text and the newline separately, so lines could interleave.
+            print(f"ingressd: {name} listening on {host}:{port}\n", end="", flush=True)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

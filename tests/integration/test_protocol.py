@@ -3,8 +3,13 @@ responses, Expect: 100-continue and the WebSocket tunnel, checked byte by byte."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import signal
+import socket
+import time
 
 import pytest
 
@@ -123,3 +128,58 @@ async def test_bytes_right_behind_the_upgrade_request_reach_the_tunnel(
         await open_websocket(raw, early)
         assert await raw.read_exactly(len(early)) == early
         await assert_echoes(raw, b"and after it")
+
+
+def _answers_ready_with_half_closes(
+    pid: int, proxy_port: int, backend: socket.socket
+) -> list[bytes]:
+    """Each backend answer and its client's FIN reach ingressd while it is stopped, so
+    one poll of its loop sees both (what a busy proxy sees from `nc -N`-style clients).
+    Three rounds: which of the two the poll hands over first varies."""
+    answers: list[bytes] = []
+    upstream: socket.socket | None = None
+    try:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", proxy_port), timeout=5) as client_sock:
+                client_sock.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+                if upstream is None:  # later rounds reuse the pooled backend connection
+                    upstream, _ = backend.accept()
+                    upstream.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += upstream.recv(65536)
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    upstream.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nhello\n")
+                    time.sleep(0.05)  # both in ingressd's socket buffers before it runs again
+                    client_sock.shutdown(socket.SHUT_WR)
+                    time.sleep(0.05)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                received = b""
+                while chunk := client_sock.recv(65536):
+                    received += chunk
+                answers.append(received)
+    finally:
+        if upstream is not None:
+            upstream.close()
+    return answers
+
+
+async def test_a_response_ready_with_the_clients_half_close_is_still_delivered(
+    ingressd: StartIngressd,
+) -> None:
+    """ingressd sends a connection's output at the end of a loop iteration
+    (outbox.py); a FIN handled in the same iteration must not drop it."""
+    with socket.socket() as backend:
+        backend.bind(("127.0.0.1", 0))
+        backend.listen(8)
+        backend.settimeout(5)
+        proxy = await ingressd(app(backend.getsockname()[1]))
+        assert proxy.proc is not None
+        answers = await asyncio.to_thread(
+            _answers_ready_with_half_closes, proxy.proc.pid, proxy.ports["http"], backend
+        )
+    for received in answers:
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n"), answers
+        assert received.endswith(b"\r\n\r\nhello\n"), answers

@@ -174,3 +174,13 @@ async def test_a_failing_send_does_not_keep_the_other_connections_bytes(
     second.write(b"again")  # nothing left stuck: the next write is held and sent
     outbox.flush()
     assert second_log == [b"delivered", b"again"]
+
+
+async def test_held_bytes_are_sent_when_the_backend_half_closes() -> None:
+    """Returning False from eof_received closes the transport: tunnel bytes held for
+    the backend in the same poll go out first."""
+    sent: list[Any] = []
+    connection, _ = upstream_connection(sent)
+    connection.write(b"websocket frame")
+    assert connection.eof_received() is False
+    assert sent == [b"websocket frame"]
