@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ingressd.outbox import Outbox
+from ingressd.outbox import SEND_AT_ONCE, Outbox
 from ingressd.pool import EndpointPool, State, UpstreamConnection
 from ingressd.routes import Endpoint
 
@@ -184,3 +184,18 @@ async def test_held_bytes_are_sent_when_the_backend_half_closes() -> None:
     connection.write(b"websocket frame")
     assert connection.eof_received() is False
     assert sent == [b"websocket frame"]
+
+
+async def test_a_large_chunk_leaves_at_once_after_what_was_held() -> None:
+    """A streaming body meets the transport's flow control write by write, in order."""
+    sent: list[Any] = []
+    connection, outbox = upstream_connection(sent)
+    connection.write(b"response head")
+    assert sent == []  # small: held for the end of the iteration
+    chunk = b"x" * SEND_AT_ONCE
+    connection.write(chunk)
+    assert sent == [b"response head" + chunk]
+    assert not connection.has_unsent
+    connection.write(b"last chunk")
+    outbox.flush()  # the connection is held once; nothing is sent twice
+    assert sent == [b"response head" + chunk, b"last chunk"]
