@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/ingress.yaml
+CERTS ?= certs
 
 .PHONY: run test check lint bench clean
 
@@ -25,7 +26,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 check: $(VENV)/.installed-test
-	$(BIN)/ingressd --check --config $(CONFIG)
+	$(BIN)/ingressd --check --config $(CONFIG) --certs-dir $(CERTS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check ingressd tests benchmarks

@@ -27,10 +27,22 @@ from .tls import generate_self_signed
 class DemoBackend:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def close(self) -> None:
+        """End the open connections and wait for their handlers: a handler cancelled
+        by `asyncio.run` instead gets a traceback printed on Ctrl-C (Python 3.11)."""
+        for writer in self.open.values():
+            writer.close()
+        if self.open:
+            await asyncio.wait(list(self.open), timeout=2.0)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = h11.Connection(h11.SERVER)
         peer = writer.get_extra_info("sockname")
+        task = asyncio.current_task()
+        assert task is not None
+        self.open[task] = writer
         try:
             while True:
                 event = connection.next_event()
@@ -51,6 +63,7 @@ class DemoBackend:
         except (ConnectionError, h11.ProtocolError):
             return
         finally:
+            del self.open[task]
             writer.close()
 
     async def _answer(
@@ -89,10 +102,12 @@ class DemoBackend:
 async def serve_demo(paths: Sequence[str]) -> None:
     table = compile_routes(load_config(paths))
     servers = []
+    demos = []
     for backend in table.backends():
         for index, endpoint in enumerate(backend.endpoints, start=1):
             name = f"{backend.service.name}-{index}"
             demo = DemoBackend(name)
+            demos.append(demo)
             servers.append(await asyncio.start_server(demo.handle, endpoint.address, endpoint.port))
             print(f"demo: {name} on {endpoint}", flush=True)
     stop = asyncio.Event()
@@ -102,6 +117,8 @@ async def serve_demo(paths: Sequence[str]) -> None:
     await stop.wait()
     for server in servers:
         server.close()
+    for demo in demos:
+        await demo.close()
 
 
 def make_demo_certificates(certs_dir: str, secret_name: str, hosts: Sequence[str]) -> list[str]:

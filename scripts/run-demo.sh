@@ -19,9 +19,10 @@ Try, in another shell:
   curl -H 'Host: hello.example.com' http://127.0.0.1:8080/api/hello
   curl --resolve hello.example.com:8443:127.0.0.1 --cacert certs/demo-ca.crt https://hello.example.com:8443/
   curl -i http://127.0.0.1:8080/                                     # no route: 404 from ingressd
-  curl http://127.0.0.1:10254/healthz
-  kill -HUP $(pgrep -f 'ingressd --config')                          # reload the config
-  .venv/bin/ingressd --check --config config/ingress.yaml            # print the route table
+  curl http://127.0.0.1:10254/metrics                                # Prometheus metrics
+  curl http://127.0.0.1:10254/routes                                 # the compiled table as JSON
+  kill -HUP $(pgrep -f 'ingressd --config')                          # reload routes and certificates
+  .venv/bin/ingressd --check --config config/ingress.yaml --certs-dir certs   # print the route table
 
 Ctrl-C stops everything.
 
