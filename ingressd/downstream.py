@@ -56,7 +56,9 @@ _LINGER_IDLE = 2.0
 _LINGER_TOTAL = 30.0
 
 
-class ClientConnection(asyncio.Protocol):
+# A `BaseProtocol` with `data_received`, not an `asyncio.Protocol`: uvloop hands any
+# `Protocol` subclass its bytes unbuffered, and `TLSClientConnection` must be buffered.
+class ClientConnection(asyncio.BaseProtocol):
     __slots__ = (
         "__weakref__",
         "_backlog",
@@ -408,3 +410,27 @@ class ClientConnection(asyncio.Protocol):
                     self.close()
                     return
             self._reject(408)
+
+
+# One read buffer for every TLS connection of the process: uvloop's TLS layer
+# decrypts into it and `buffer_updated` copies the bytes out before anything else
+# can read, so sharing it is safe.  As large as uvloop's own reads (256 KiB): a
+# smaller one splits a burst of records over loop iterations.
+_TLS_READ_BUFFER = memoryview(bytearray(256 * 1024))
+
+
+class TLSClientConnection(ClientConnection):
+    """A client connection behind TLS: uvloop hands the decrypted bytes over in a buffer.
+
+    As a plain `Protocol`, uvloop's TLS layer reads each record with
+    `SSLObject.read(256 KiB)`: a 256 KiB bytes object for every read, above glibc's
+    mmap threshold, so an mmap, an mremap and a munmap per read, plus page faults.
+    """
+
+    __slots__ = ()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _TLS_READ_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(_TLS_READ_BUFFER[:nbytes]))

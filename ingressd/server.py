@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from . import http1
 from .accesslog import AccessLog
 from .admin import AdminResponse, AdminServer
-from .downstream import ClientConnection
+from .downstream import ClientConnection, TLSClientConnection
 from .errors import ConfigError
 from .metrics import Stats, exposition, method_class
 from .outbox import Outbox
@@ -327,7 +327,7 @@ async def serve(
             host, port = listeners.https
             servers.append(await loop.create_server(
                 lambda: server.handshake_started(
-                    ClientConnection(server, http1.Listener(b"https", bound["https"][1]))),
+                    TLSClientConnection(server, http1.Listener(b"https", bound["https"][1]))),
                 host, port, ssl=context, ssl_handshake_timeout=settings.client_header_timeout,
                 reuse_address=True, reuse_port=listeners.reuse_port, backlog=1024))  # fmt: skip
             bound["https"] = _bound_address(servers[-1])
