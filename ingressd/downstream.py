@@ -419,7 +419,7 @@ class ClientConnection(asyncio.BaseProtocol):
 _TLS_READ_BUFFER = memoryview(bytearray(256 * 1024))
 
 
-class TLSClientConnection(ClientConnection):
+class TLSClientConnection(ClientConnection, asyncio.BufferedProtocol):
     """A client connection behind TLS: uvloop hands the decrypted bytes over in a buffer.
 
     As a plain `Protocol`, uvloop's TLS layer reads each record with
