@@ -476,3 +476,37 @@ async def test_20_mib_download_over_tls_is_byte_exact(
             received_bytes += len(chunk)
     assert received_bytes == size
     assert digest.hexdigest() == hashlib.sha256(pattern(size)).hexdigest()
+
+
+async def test_20_mib_upload_over_tls_to_a_stalling_backend_is_byte_exact(
+    backends: StartBackend, ingressd: StartIngressd, certs: Certs
+) -> None:
+    """Decrypted bytes come through the shared read buffer, also while reading is
+    paused because the backend takes nothing for a second."""
+    size = 20 * 1024 * 1024
+    unlimited = {"nginx.ingress.kubernetes.io/proxy-body-size": "0"}
+    objects = [
+        *app(await backends(), tls_secret="app-tls", annotations=unlimited),
+        secret("app-tls", certs.first),
+    ]
+    proxy = await ingressd(objects, https=True)
+    data = pattern(size)
+    async with https_client(certs, proxy) as client:
+        response = await client.post("/slow-upload/1.0", content=data, extensions=SNI)
+    assert response.status_code == 200, response.text
+    assert response.json()["length"] == size
+    assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_pipelined_requests_over_tls_are_answered_in_order(
+    backends: StartBackend, ingressd: StartIngressd, certs: Certs
+) -> None:
+    proxy = await ingressd(tls_app(await backends(), certs.first), https=True)
+    requests = (
+        b"".join(b"GET /%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % n for n in range(3))
+        + b"POST /3 HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello"
+    )
+    async with TLSClient(proxy.ports["https"], certs.trusting(), "app.test") as tls:
+        await tls.send(requests)  # one write: the records arrive together
+        targets = [json.loads((await tls.read_response()).body)["target"] for _ in range(4)]
+    assert targets == ["/0", "/1", "/2", "/3"]
