@@ -1,15 +1,18 @@
 """The ``nginx.ingress.kubernetes.io/*`` annotations: names, value checks, policy.
 
-Owns: which annotations exist, how their values are parsed, and the frozen
-`IngressPolicy` the proxy reads per route.  Pure: no I/O.  Snippet annotations
-are refused (ingressd runs no user-supplied configuration code); an unknown
-name under the prefix is a warning, never silently ignored.
+Owns: which annotations exist, how their values are parsed, each one's verdict
+(the migration report's words) and the frozen `IngressPolicy` the proxy reads
+per route.  Pure: no I/O.  Snippet annotations are refused (ingressd runs no
+user-supplied configuration code); an access or protocol annotation ingressd
+does not implement closes its Ingress (503) instead of serving it open; an
+unknown name under the prefix is a warning, never silently ignored.
 """
 
 from __future__ import annotations
 
+import enum
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,8 +48,14 @@ def parse_seconds(value: str) -> float:
     return float(text)
 
 
-def _accept(value: str) -> str:
-    return value
+_BACKEND_PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI"})
+
+
+def parse_backend_protocol(value: str) -> str:
+    protocol = value.strip().upper()
+    if protocol not in _BACKEND_PROTOCOLS:
+        raise ValueError(f"expected one of {', '.join(sorted(_BACKEND_PROTOCOLS))}, got {value!r}")
+    return protocol
 
 
 # Annotations with an effect in ingressd, and the parser that validates each value.
@@ -57,23 +66,94 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "proxy-send-timeout": parse_seconds,
     "ssl-redirect": parse_bool,
     "force-ssl-redirect": parse_bool,
+    "backend-protocol": parse_backend_protocol,  # HTTP honoured; the others fail closed
 }
 
-# Part of ingressd's contract (SPEC §6) but without an effect in this version:
-# accepted, and `--check` says plainly that they are ignored.
-_NOT_YET: frozenset[str] = frozenset(
+# Every annotation ingress-nginx v1.15 reads (internal/ingress/annotations/*): a name
+# in this set that ingressd does not honour is "not supported", never "unknown".
+_INGRESS_NGINX: frozenset[str] = frozenset(
     {
-        "rewrite-target", "use-regex", "backend-protocol", "upstream-vhost", "app-root",
-        "permanent-redirect", "permanent-redirect-code", "temporal-redirect",
-        "x-forwarded-prefix", "canary", "canary-weight", "canary-weight-total",
-        "canary-by-header", "canary-by-header-value", "canary-by-header-pattern",
-        "canary-by-cookie", "affinity", "session-cookie-name", "session-cookie-max-age",
-        "whitelist-source-range", "allowlist-source-range", "denylist-source-range",
-        "enable-cors", "cors-allow-origin", "cors-allow-methods", "cors-allow-headers",
-        "cors-allow-credentials", "cors-max-age", "cors-expose-headers", "limit-rps",
-        "limit-connections", "default-backend", "custom-http-errors",
+        "affinity", "affinity-canary-behavior", "affinity-mode", "allowlist-source-range",
+        "app-root", "auth-always-set-cookie", "auth-cache-duration", "auth-cache-key",
+        "auth-keepalive", "auth-keepalive-requests", "auth-keepalive-share-vars",
+        "auth-keepalive-timeout", "auth-method", "auth-proxy-set-headers", "auth-realm",
+        "auth-request-redirect", "auth-response-headers", "auth-secret", "auth-secret-type",
+        "auth-signin", "auth-signin-redirect-param", "auth-tls-error-page", "auth-tls-match-cn",
+        "auth-tls-pass-certificate-to-upstream", "auth-tls-secret", "auth-tls-verify-client",
+        "auth-tls-verify-depth", "auth-type", "auth-url", "backend-protocol", "canary",
+        "canary-by-cookie", "canary-by-header", "canary-by-header-pattern",
+        "canary-by-header-value", "canary-weight", "canary-weight-total",
+        "client-body-buffer-size", "connection-proxy-header", "cors-allow-credentials",
+        "cors-allow-headers", "cors-allow-methods", "cors-allow-origin", "cors-expose-headers",
+        "cors-max-age", "custom-headers", "custom-http-errors", "default-backend",
+        "denylist-source-range", "disable-proxy-intercept-errors", "enable-access-log",
+        "enable-cors", "enable-global-auth", "enable-modsecurity", "enable-opentelemetry",
+        "enable-owasp-core-rules", "enable-rewrite-log", "fastcgi-index",
+        "fastcgi-params-configmap", "force-ssl-redirect", "from-to-www-redirect",
+        "limit-allowlist", "limit-burst-multiplier", "limit-connections", "limit-rate",
+        "limit-rate-after", "limit-rpm", "limit-rps", "limit-whitelist", "load-balance",
+        "mirror-host", "mirror-request-body", "mirror-target", "modsecurity-transaction-id",
+        "opentelemetry-operation-name", "opentelemetry-trust-incoming-span",
+        "permanent-redirect", "permanent-redirect-code", "preserve-trailing-slash",
+        "proxy-body-size", "proxy-buffer-size", "proxy-buffering", "proxy-buffers-number",
+        "proxy-busy-buffers-size", "proxy-connect-timeout", "proxy-cookie-domain",
+        "proxy-cookie-path", "proxy-http-version", "proxy-max-temp-file-size",
+        "proxy-next-upstream", "proxy-next-upstream-timeout", "proxy-next-upstream-tries",
+        "proxy-read-timeout", "proxy-redirect-from", "proxy-redirect-to",
+        "proxy-request-buffering", "proxy-send-timeout", "proxy-ssl-ciphers", "proxy-ssl-name",
+        "proxy-ssl-protocols", "proxy-ssl-secret", "proxy-ssl-server-name", "proxy-ssl-verify",
+        "proxy-ssl-verify-depth", "relative-redirects", "rewrite-target", "satisfy",
+        "server-alias", "service-upstream", "session-cookie-change-on-failure",
+        "session-cookie-conditional-samesite-none", "session-cookie-domain",
+        "session-cookie-expires", "session-cookie-max-age", "session-cookie-name",
+        "session-cookie-path", "session-cookie-samesite", "session-cookie-secure",
+        "ssl-ciphers", "ssl-passthrough", "ssl-prefer-server-ciphers", "ssl-redirect",
+        "temporal-redirect", "temporal-redirect-code", "upstream-hash-by",
+        "upstream-hash-by-subset", "upstream-vhost", "use-port-in-redirects", "use-regex",
+        "whitelist-source-range", "x-forwarded-prefix",
     }
 )  # fmt: skip
+
+
+def _set(value: str, _: Mapping[str, str]) -> bool:
+    return value.strip() != ""
+
+
+def _true(value: str, _: Mapping[str, str]) -> bool:
+    return value.strip().lower() == "true"
+
+
+def _positive(value: str, _: Mapping[str, str]) -> bool:
+    # ingress-nginx treats 0 as "no limit"; anything else it cannot read is refused too.
+    return value.strip() != "0"
+
+
+def _not_plain_http(value: str, _: Mapping[str, str]) -> bool:
+    return value.strip().upper() != "HTTP"
+
+
+def _verifies_clients(value: str, values: Mapping[str, str]) -> bool:
+    return _set(value, values) and values.get("auth-tls-verify-client", "on").strip() != "off"
+
+
+# Not implemented by ingressd, and deciding who may reach a backend or how the backend must
+# be spoken to (SPEC §6 "Never served open"): when the value turns the check on, serving
+# without it would be open, so the Ingress's routes answer 503 instead (fail closed).
+FAIL_CLOSED: dict[str, Callable[[str, Mapping[str, str]], bool]] = {
+    "allowlist-source-range": _set,
+    "whitelist-source-range": _set,
+    "denylist-source-range": _set,
+    "auth-type": _set,
+    "auth-url": _set,
+    "auth-tls-secret": _verifies_clients,
+    "limit-rps": _positive,
+    "limit-rpm": _positive,
+    "limit-connections": _positive,
+    "enable-modsecurity": _true,
+    "enable-owasp-core-rules": _true,
+    "backend-protocol": _not_plain_http,
+    "ssl-passthrough": _true,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,48 +166,96 @@ class IngressPolicy:
     send_timeout: float = 60.0
     ssl_redirect: bool = True
     force_ssl_redirect: bool = False
+    # Annotations that make every route of the Ingress answer 503 (see FAIL_CLOSED).
+    closed_by: tuple[str, ...] = ()
 
 
 DEFAULT_POLICY = IngressPolicy()
 
 
+class Verdict(enum.Enum):
+    """What ingressd does with one annotation: the migration report's words."""
+
+    HONOURED = "honoured"
+    INVALID = "invalid value"
+    FAIL_CLOSED = "not supported, fail closed"
+    IGNORED = "not supported, ignored"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+
+_MESSAGES = {
+    Verdict.FAIL_CLOSED: (
+        "not supported by ingressd, and it decides who may reach the backend or how to "
+        "speak to it: this Ingress's routes answer 503 rather than serve without it "
+        "(fail closed)"
+    ),
+    Verdict.IGNORED: "not supported by ingressd; ignored",
+    Verdict.REFUSED: "refused: ingressd runs no user-supplied configuration code",
+    Verdict.UNKNOWN: "unknown annotation (ingress-nginx has no such name); ignored",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class AnnotationFinding:
     key: str
+    verdict: Verdict
     message: str
-    is_error: bool
+
+    @property
+    def is_error(self) -> bool:
+        return self.verdict is Verdict.INVALID
 
 
 def check(annotations: Iterable[tuple[str, str]]) -> list[AnnotationFinding]:
-    """Every error (bad value) and warning (snippet, unknown, not yet implemented)."""
-    findings: list[AnnotationFinding] = []
-    for key, value in annotations:
-        if not key.startswith(PREFIX):
-            continue
-        name = key[len(PREFIX) :]
-        if name in _IMPLEMENTED:
-            try:
-                _IMPLEMENTED[name](value)
-            except ValueError as exc:
-                findings.append(AnnotationFinding(key, f"invalid value: {exc}", True))
-        elif name.endswith("snippet") or name.endswith("-snippets"):
-            findings.append(
-                AnnotationFinding(
-                    key, "refused: ingressd runs no user-supplied configuration code", False
-                )
-            )
-        elif name in _NOT_YET:
-            message = "not implemented in this version of ingressd; ignored"
-            findings.append(AnnotationFinding(key, message, False))
-        else:
-            findings.append(AnnotationFinding(key, "unknown annotation; ignored", False))
-    return findings
+    """Every annotation under the prefix with its verdict, in the order given."""
+    values = _under_prefix(annotations)
+    return [_finding(name, value, values) for name, value in values.items()]
+
+
+def _finding(name: str, value: str, values: Mapping[str, str]) -> AnnotationFinding:
+    key = PREFIX + name
+    parse = _IMPLEMENTED.get(name)
+    if parse is not None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return AnnotationFinding(key, Verdict.INVALID, f"invalid value: {exc}")
+    verdict = _verdict(name, value, values)
+    return AnnotationFinding(key, verdict, _MESSAGES.get(verdict, verdict.value))
+
+
+def _verdict(name: str, value: str, values: Mapping[str, str]) -> Verdict:
+    closes = FAIL_CLOSED.get(name)
+    if closes is not None and closes(value, values):
+        return Verdict.FAIL_CLOSED
+    if name in _IMPLEMENTED:
+        return Verdict.HONOURED
+    if name.endswith("snippet") or name.endswith("-snippets"):
+        return Verdict.REFUSED
+    if name in _INGRESS_NGINX:
+        return Verdict.IGNORED
+    return Verdict.UNKNOWN
+
+
+def fail_closed_by(values: Mapping[str, str]) -> tuple[str, ...]:
+    """The annotations (full keys) that close this Ingress, in the order given."""
+    return tuple(
+        PREFIX + name
+        for name, value in values.items()
+        if name in FAIL_CLOSED and FAIL_CLOSED[name](value, values)
+    )
+
+
+def _under_prefix(annotations: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {k[len(PREFIX) :]: v for k, v in annotations if k.startswith(PREFIX)}
 
 
 def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
     """The policy from already-checked annotations (invalid values were rejected at load)."""
-    values = {k[len(PREFIX) :]: v for k, v in annotations if k.startswith(PREFIX)}
-    if not values.keys() & _IMPLEMENTED.keys():
+    values = _under_prefix(annotations)
+    closed_by = fail_closed_by(values)
+    if not values.keys() & _IMPLEMENTED.keys() and not closed_by:
         return DEFAULT_POLICY
     return IngressPolicy(
         body_limit=_get(values, "proxy-body-size", parse_size, DEFAULT_POLICY.body_limit),
@@ -140,6 +268,7 @@ def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
         force_ssl_redirect=_get(
             values, "force-ssl-redirect", parse_bool, DEFAULT_POLICY.force_ssl_redirect
         ),
+        closed_by=closed_by,
     )
 
 

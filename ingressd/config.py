@@ -266,6 +266,8 @@ def _read_ingress(
     spec = obj.mapping(value, "spec", "spec")
     annotations = _annotations(obj, metadata)
     for finding in annotations_mod.check(annotations):
+        if finding.verdict is annotations_mod.Verdict.HONOURED:
+            continue
         line = obj.mapping(metadata, "annotations", "").line_of(finding.key)
         report = obj.error if finding.is_error else obj.warn
         report(line, f"metadata.annotations[{finding.key}]: {finding.message}")

@@ -278,6 +278,15 @@ def status_body(status: int) -> bytes:
     return b"%d %s\n" % (status, HTTPStatus(status).phrase.encode())
 
 
+def fail_closed_body(annotations: Sequence[str]) -> bytes:
+    """Why an Ingress that asked for a check ingressd cannot make is not served."""
+    names = ", ".join(annotations)
+    return (
+        f"503 Service Unavailable\nnot served: ingressd does not support {names}, "
+        "and does not serve a route without the protection it asks for\n"
+    ).encode()
+
+
 def simple_response(
     status: int,
     *,
@@ -285,10 +294,12 @@ def simple_response(
     request_id: bytes | None = None,
     extra: Headers = (),
     head_only: bool = False,
+    body: bytes | None = None,
 ) -> bytes:
     """A complete small plain-text response (SPEC §4: each status has a short body)."""
     phrase = HTTPStatus(status).phrase.encode()
-    body = status_body(status)
+    if body is None:
+        body = status_body(status)
     lines = [
         b"HTTP/1.1 %d %s" % (status, phrase),
         b"Server: " + _SERVER,

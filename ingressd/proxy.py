@@ -152,6 +152,9 @@ class Exchange:
             self._answer(404)
             return
         self.route = route
+        if route.policy.closed_by:
+            self._answer(503, body=http1.fail_closed_body(route.policy.closed_by))
+            return
         if (
             route.https_redirect
             and client.listener.scheme == b"http"
@@ -564,12 +567,21 @@ class Exchange:
             )
             self._finish(False)
 
-    def _answer(self, status: int, *, close: bool = False, extra: http1.Headers = ()) -> None:
+    def _answer(
+        self,
+        status: int,
+        *,
+        close: bool = False,
+        extra: http1.Headers = (),
+        body: bytes | None = None,
+    ) -> None:
         client = self.client
         keep = not close and self.keep_client and self.request_complete and not client.closing
         self.status = status
+        if body is None:
+            body = http1.status_body(status)
         if self.head.method != b"HEAD":
-            self.body_bytes_sent = len(http1.status_body(status))
+            self.body_bytes_sent = len(body)
         client.write(
             http1.simple_response(
                 status,
@@ -577,6 +589,7 @@ class Exchange:
                 request_id=self.request_id,
                 extra=extra,
                 head_only=self.head.method == b"HEAD",
+                body=body,
             )
         )
         self._finish(keep)

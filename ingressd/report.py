@@ -59,6 +59,8 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
     lines.append(f"Routes: {len(table_rows)}")
     for row in table_rows:
         flags = " (→ https)" if row.route.https_redirect else ""
+        if row.route.policy.closed_by:
+            flags = f" (503, fail closed: {', '.join(row.route.policy.closed_by)} not supported)"
         lines.append(
             f"  {row.host}  {row.path}  {row.path_type}  → {row.backend} → {row.endpoints}"
             f"  [ingress {row.route.ingress}]{flags}"
@@ -102,6 +104,7 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
                 "service": str(row.route.backend.service),
                 "port": row.route.backend.port,
                 "https_redirect": row.route.https_redirect,
+                "fail_closed_by": list(row.route.policy.closed_by),
                 "endpoints": [
                     {"address": str(e), "state": "down" if e in down else "up"}
                     for e in row.route.backend.endpoints

@@ -1,0 +1,90 @@
+"""The annotation registry: each name's verdict (the migration report's words) and the
+policy it gives, including the fail-closed rule of SPEC §6 "Never served open"."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingressd.annotations import DEFAULT_POLICY, PREFIX, Verdict, check, policy_of
+
+
+def verdicts(**values: str) -> dict[str, Verdict]:
+    pairs = [(PREFIX + name.replace("_", "-"), value) for name, value in values.items()]
+    return {f.key.removeprefix(PREFIX): f.verdict for f in check(pairs)}
+
+
+def test_each_annotation_gets_its_verdict_in_the_order_given() -> None:
+    found = check(
+        [
+            (PREFIX + "proxy-body-size", "8m"),
+            (PREFIX + "configuration-snippet", "more_set_headers 'X: 1';"),
+            (PREFIX + "proxy-buffering", "off"),
+            (PREFIX + "auth-type", "basic"),
+            (PREFIX + "proxy-bodysize", "8m"),
+            ("example.com/owner", "team-a"),
+        ]
+    )
+    assert [(f.key.removeprefix(PREFIX), f.verdict) for f in found] == [
+        ("proxy-body-size", Verdict.HONOURED),
+        ("configuration-snippet", Verdict.REFUSED),
+        ("proxy-buffering", Verdict.IGNORED),
+        ("auth-type", Verdict.FAIL_CLOSED),
+        ("proxy-bodysize", Verdict.UNKNOWN),
+    ]
+
+
+def test_an_ingress_nginx_name_ingressd_lacks_is_not_supported_never_unknown() -> None:
+    assert verdicts(proxy_buffer_size="16k", mirror_target="http://m", satisfy="any") == {
+        "proxy-buffer-size": Verdict.IGNORED,
+        "mirror-target": Verdict.IGNORED,
+        "satisfy": Verdict.IGNORED,
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "closed_by"),
+    [
+        ({"auth-type": "basic", "auth-secret": "users"}, ("auth-type",)),
+        ({"auth-url": "https://auth.example/check"}, ("auth-url",)),
+        ({"auth-tls-secret": "default/ca"}, ("auth-tls-secret",)),
+        ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "optional"},
+         ("auth-tls-secret",)),
+        ({"whitelist-source-range": "10.0.0.0/8", "denylist-source-range": "10.1.0.0/16"},
+         ("whitelist-source-range", "denylist-source-range")),
+        ({"limit-rps": "10"}, ("limit-rps",)),
+        ({"limit-connections": "many"}, ("limit-connections",)),  # unreadable: not open
+        ({"backend-protocol": "HTTPS"}, ("backend-protocol",)),
+        ({"backend-protocol": "grpcs"}, ("backend-protocol",)),
+        ({"ssl-passthrough": "true"}, ("ssl-passthrough",)),
+        ({"enable-modsecurity": "true"}, ("enable-modsecurity",)),
+        # The same checks turned off, or an auth companion without the annotation that
+        # turns authentication on: served as ingress-nginx serves them.
+        ({"backend-protocol": "HTTP"}, ()),
+        ({"limit-rps": "0"}, ()),
+        ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "off"}, ()),
+        ({"auth-realm": "Staff", "auth-secret": "users"}, ()),
+        ({"enable-modsecurity": "false", "allowlist-source-range": ""}, ()),
+    ],
+)  # fmt: skip
+def test_an_access_or_protocol_check_ingressd_lacks_closes_the_ingress(
+    values: dict[str, str], closed_by: tuple[str, ...]
+) -> None:
+    policy = policy_of([(PREFIX + k, v) for k, v in values.items()])
+    assert policy.closed_by == tuple(PREFIX + name for name in closed_by)
+    found = {
+        f.key.removeprefix(PREFIX): f for f in check((PREFIX + k, v) for k, v in values.items())
+    }
+    for name in closed_by:
+        assert found[name].verdict is Verdict.FAIL_CLOSED
+        assert "not supported" in found[name].message and "503" in found[name].message
+
+
+def test_backend_protocol_outside_ingress_nginx_values_is_an_error() -> None:
+    (finding,) = check([(PREFIX + "backend-protocol", "SPDY")])
+    assert finding.verdict is Verdict.INVALID and finding.is_error
+    assert "HTTPS" in finding.message and "'SPDY'" in finding.message
+
+
+def test_an_ingress_without_annotations_shares_the_default_policy() -> None:
+    assert policy_of([]) is DEFAULT_POLICY
+    assert policy_of([(PREFIX + "proxy-buffering", "off")]) is DEFAULT_POLICY
