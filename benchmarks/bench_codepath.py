@@ -27,8 +27,9 @@ from ingressd import http1
 from ingressd.accesslog import AccessLog
 from ingressd.downstream import ClientConnection
 from ingressd.pool import State, UpstreamConnection
-from ingressd.runtime import Settings, build_runtime
+from ingressd.runtime import build_runtime
 from ingressd.server import ProxyServer
+from ingressd.settings import Settings
 from ingressd.tls import default_certificate
 
 CONFIG = """

@@ -15,11 +15,10 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import ConfigError
+from .logs import LOG_FORMAT
 from .report import render_text
 
 logger = logging.getLogger("ingressd")
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _address(value: str) -> tuple[str, int] | None:
@@ -124,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check(args: argparse.Namespace) -> int:
     """``--check``: the same loading as serving, then the table instead of listeners."""
     from .runtime import build_runtime
-    from .server import settings_from_args
+    from .settings import settings_from_args
     from .tls import CertificateError, default_certificate
 
     try:

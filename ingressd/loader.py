@@ -33,9 +33,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .cli import LOG_FORMAT  # the server's log lines, also from its child
 from .config import load_config
 from .errors import ConfigError
+from .logs import LOG_FORMAT  # the server's log lines, also from its child
 from .model import Config
 from .yamlfile import expand_paths
 

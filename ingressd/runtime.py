@@ -1,16 +1,14 @@
 """One `Runtime`: everything a request needs from the configuration, built to the side.
 
 Owns: loading + compiling a configuration into an immutable snapshot (route
-table, one round-robin cursor per backend) and the `Settings` from the
-command line.  A reload builds a new `Runtime` completely and the server
-swaps one reference; a request reads that reference once and finishes on the
-snapshot it started with.
+table, one round-robin cursor per backend).  A reload builds a new `Runtime`
+completely and the server swaps one reference; a request reads that
+reference once and finishes on the snapshot it started with.
 """
 
 from __future__ import annotations
 
 import gc
-import ipaddress
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,32 +19,8 @@ from .gcpause import gc_paused
 from .loader import read
 from .model import Config
 from .routes import Backend, Endpoint, RouteTable, compile_routes
+from .settings import Settings
 from .tls import Certificate, CertificateStore, build_store
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Process-wide settings (SPEC §1, §4 defaults)."""
-
-    config_paths: tuple[str, ...]
-    ingress_class: str | None = None
-    certs_dir: str | None = None
-    default_cert: str | None = None
-    default_key: str | None = None
-    trusted_proxies: tuple[Network, ...] = ()
-    drain_timeout: float = 30.0
-    max_connections: int = 10_000
-    https_redirect_port: int | None = None
-    access_log: str | None = None  # a path, "-" for standard output, None for off
-    log_format: str = "text"
-    client_header_timeout: float = 60.0
-    client_body_timeout: float = 60.0
-    keepalive_timeout: float = 75.0
-    client_send_timeout: float = 60.0
-    max_request_line: int = 8 * 1024
-    max_header_bytes: int = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)

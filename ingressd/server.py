@@ -38,7 +38,8 @@ from .outbox import Outbox
 from .pool import Upstreams
 from .report import render_json
 from .routes import Endpoint
-from .runtime import Runtime, Settings, build_runtime, release_in_slices
+from .runtime import Runtime, build_runtime, release_in_slices
+from .settings import Settings, settings_from_args
 from .timers import TimerWheel
 from .tls import CertificateError, default_certificate, listener_context
 
@@ -354,25 +355,6 @@ async def serve(
 def _bound_address(server: asyncio.Server) -> Address:
     sockname = server.sockets[0].getsockname()
     return sockname[0], sockname[1]
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings(
-        config_paths=tuple(args.config),
-        ingress_class=args.ingress_class,
-        certs_dir=args.certs_dir,
-        default_cert=args.default_cert,
-        default_key=args.default_key,
-        trusted_proxies=tuple(args.trusted_proxies),
-        drain_timeout=args.drain_timeout,
-        max_connections=args.max_connections,
-        https_redirect_port=args.https_redirect_port,
-        access_log=None if args.access_log == "off" else args.access_log,
-        log_format=args.log_format,
-        client_header_timeout=args.client_header_timeout,
-        client_body_timeout=args.client_body_timeout,
-        keepalive_timeout=args.keepalive_timeout,
-    )
 
 
 def run(args: argparse.Namespace) -> int:

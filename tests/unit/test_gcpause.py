@@ -15,7 +15,8 @@ from ingressd import loader
 from ingressd.config import load_config
 from ingressd.gcpause import gc_paused
 from ingressd.routes import compile_routes
-from ingressd.runtime import Settings, build_runtime
+from ingressd.runtime import build_runtime
+from ingressd.settings import Settings
 
 CONFIG = Path(__file__).parents[2] / "config" / "ingress.yaml"
 

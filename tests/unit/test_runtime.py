@@ -6,7 +6,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ingressd.runtime import Runtime, Settings, build_runtime, release_in_slices
+from ingressd.runtime import Runtime, build_runtime, release_in_slices
+from ingressd.settings import Settings
 
 CONFIG = Path(__file__).parents[2] / "config" / "ingress.yaml"
 

@@ -18,7 +18,8 @@ from cryptography.x509.oid import NameOID
 from ingressd.cli import main
 from ingressd.model import ObjectRef, Origin, TLSSecret
 from ingressd.routes import TLSHost
-from ingressd.runtime import Settings, build_runtime
+from ingressd.runtime import build_runtime
+from ingressd.settings import Settings
 from ingressd.tls import (
     Certificate,
     CertificateError,
