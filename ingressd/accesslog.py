@@ -45,7 +45,7 @@ class AccessLog:
         self, remote: str, method: bytes, target: bytes, version: bytes, status: int,
         sent: int, body_sent: int, referer: bytes, agent: bytes, request_time: float,
         upstream_addr: str, upstream_status: int, upstream_time: float | None, request_id: bytes,
-        ingress: str, service: str,
+        ingress: str, service: str, canary: bool = False,
     ) -> None:  # fmt: skip
         now = time.time()
         if self._json:
@@ -72,6 +72,7 @@ class AccessLog:
                 "request_id": request_id.decode(),
                 "ingress": ingress or None,
                 "service": service or None,
+                "canary": canary,
             }
             line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
         else:
@@ -83,7 +84,8 @@ class AccessLog:
                 f'"{_quote(referer) or "-"}" "{_quote(agent) or "-"}" {request_time:.3f} '
                 f"{upstream_addr or '-'} {upstream_status or '-'} "
                 f"{'-' if upstream_time is None else f'{upstream_time:.3f}'} "
-                f"{request_id.decode()} {ingress or '-'} {service or '-'}\n"
+                f"{request_id.decode()} {ingress or '-'} {service or '-'} "
+                f"{'canary' if canary else '-'}\n"
             ).encode()
         self._buffer.append(line)
         self._size += len(line)

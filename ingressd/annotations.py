@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .policy import CanaryRule
+
 T = TypeVar("T")
 
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -48,6 +50,43 @@ def parse_seconds(value: str) -> float:
     return float(text)
 
 
+def parse_count(value: str) -> int:
+    """A whole number >= 0."""
+    text = value.strip()
+    if not text.isdigit():
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return int(text)
+
+
+def parse_positive_count(value: str) -> int:
+    number = parse_count(value)
+    if number == 0:
+        raise ValueError(f"expected a whole number > 0, got {value!r}")
+    return number
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2
+
+
+def parse_token(value: str) -> str:
+    """A header or cookie name."""
+    if _TOKEN.match(value) is None:
+        raise ValueError(f"expected a header or cookie name (letters, digits, -), got {value!r}")
+    return value
+
+
+def parse_regex(value: str) -> re.Pattern[bytes]:
+    """A regex the API server accepts but Python's `re` cannot run is an error, not a guess."""
+    try:
+        return re.compile(value.encode())
+    except (re.error, UnicodeEncodeError) as exc:
+        raise ValueError(f"not a regular expression ingressd can run ({exc}): {value!r}") from exc
+
+
+def _text(value: str) -> str:
+    return value
+
+
 _BACKEND_PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI"})
 
 
@@ -67,7 +106,20 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "ssl-redirect": parse_bool,
     "force-ssl-redirect": parse_bool,
     "backend-protocol": parse_backend_protocol,  # HTTP honoured; the others fail closed
+    "canary": parse_bool,
+    "canary-weight": parse_count,
+    "canary-weight-total": parse_positive_count,
+    "canary-by-header": parse_token,
+    "canary-by-header-value": _text,
+    "canary-by-header-pattern": parse_regex,
+    "canary-by-cookie": parse_token,
 }
+
+# What a canary Ingress keeps of its own (ingress-nginx's docs): the rest of its
+# annotations are ignored, canary traffic gets the main Ingress's policy.
+_CANARY_OWN = frozenset(
+    {"load-balance", "upstream-hash-by", "affinity", "affinity-mode", "affinity-canary-behavior"}
+)
 
 # Every annotation ingress-nginx v1.15 reads (internal/ingress/annotations/*): a name
 # in this set that ingressd does not honour is "not supported", never "unknown".
@@ -180,6 +232,8 @@ class Verdict(enum.Enum):
     INVALID = "invalid value"
     FAIL_CLOSED = "not supported, fail closed"
     IGNORED = "not supported, ignored"
+    CANARY_IGNORED = "ignored, canary Ingress"
+    NOT_CANARY = "ignored, not a canary Ingress"
     REFUSED = "refused"
     UNKNOWN = "unknown"
 
@@ -191,6 +245,11 @@ _MESSAGES = {
         "(fail closed)"
     ),
     Verdict.IGNORED: "not supported by ingressd; ignored",
+    Verdict.CANARY_IGNORED: (
+        "ignored: this is a canary Ingress, and canary traffic gets the main Ingress's "
+        "policy (as ingress-nginx)"
+    ),
+    Verdict.NOT_CANARY: 'ignored: the Ingress does not say canary: "true"',
     Verdict.REFUSED: "refused: ingressd runs no user-supplied configuration code",
     Verdict.UNKNOWN: "unknown annotation (ingress-nginx has no such name); ignored",
 }
@@ -226,20 +285,57 @@ def _finding(name: str, value: str, values: Mapping[str, str]) -> AnnotationFind
 
 
 def _verdict(name: str, value: str, values: Mapping[str, str]) -> Verdict:
+    if name.endswith("snippet") or name.endswith("-snippets"):
+        return Verdict.REFUSED
+    if name not in _INGRESS_NGINX:
+        return Verdict.UNKNOWN
+    canary = is_canary(values)
+    if name.startswith("canary-") and not canary:
+        return Verdict.NOT_CANARY
+    if canary and not name.startswith("canary") and not _canary_keeps(name):
+        return Verdict.CANARY_IGNORED
     closes = FAIL_CLOSED.get(name)
     if closes is not None and closes(value, values):
         return Verdict.FAIL_CLOSED
-    if name in _IMPLEMENTED:
-        return Verdict.HONOURED
-    if name.endswith("snippet") or name.endswith("-snippets"):
-        return Verdict.REFUSED
-    if name in _INGRESS_NGINX:
-        return Verdict.IGNORED
-    return Verdict.UNKNOWN
+    return Verdict.HONOURED if name in _IMPLEMENTED else Verdict.IGNORED
+
+
+def _canary_keeps(name: str) -> bool:
+    return name in _CANARY_OWN or name.startswith("session-cookie-")
+
+
+def is_canary(values: Mapping[str, str]) -> bool:
+    """``canary: "true"`` (already checked: any other value is "false")."""
+    return values.get("canary", "").strip() in ("true", "True", "TRUE")
+
+
+def canary_rule(annotations: Iterable[tuple[str, str]]) -> CanaryRule | None:
+    """The traffic-shaping rule of a canary Ingress; None for any other Ingress."""
+    values = _under_prefix(annotations)
+    if not is_canary(values):
+        return None
+    header = values.get("canary-by-header")
+    value = values.get("canary-by-header-value")
+    pattern = values.get("canary-by-header-pattern")
+    cookie = values.get("canary-by-cookie")
+    return CanaryRule(
+        header=header.lower().encode() if header else None,
+        header_value=value.encode() if value else None,
+        header_pattern=parse_regex(pattern) if pattern and not value else None,
+        cookie=cookie.encode() if cookie else None,
+        weight=_get(values, "canary-weight", parse_count, 0),
+        # ingress-nginx: a total of 100 or less is ignored.
+        weight_total=max(100, _get(values, "canary-weight-total", parse_positive_count, 100)),
+    )
 
 
 def fail_closed_by(values: Mapping[str, str]) -> tuple[str, ...]:
-    """The annotations (full keys) that close this Ingress, in the order given."""
+    """The annotations (full keys) that close this Ingress, in the order given.
+
+    A canary Ingress serves nothing on its own, so nothing of it closes a route.
+    """
+    if is_canary(values):
+        return ()
     return tuple(
         PREFIX + name
         for name, value in values.items()

@@ -314,6 +314,22 @@ def simple_response(
     return head if head_only else head + body
 
 
+def cookie_value(headers: Headers, name: bytes) -> bytes | None:
+    """nginx's ``$cookie_NAME``: the first cookie of that name in the Cookie fields.
+
+    Names compare case-insensitively, as nginx compares them.
+    """
+    wanted = name.lower()
+    for field_name, value in headers:
+        if field_name != b"cookie":
+            continue
+        for pair in value.split(b";"):
+            key, equals, cookie = pair.strip(b" \t").partition(b"=")
+            if equals and key.lower() == wanted:
+                return cookie
+    return None
+
+
 def redirect_location(host: str, path: bytes, https_port: int) -> bytes:
     """SPEC §5: ``https://HOST[:PORT]/path?query``, port left out when 443."""
     authority = host if https_port == 443 else f"{host}:{https_port}"

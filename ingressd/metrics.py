@@ -33,7 +33,9 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _STATUS_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
-RouteLabels = tuple[str, str, str]  # (namespace, ingress, service); "" when no route matched
+# (namespace, ingress, service, canary): "" when no route matched; canary "true" when
+# the canary side of a route served the request (its Ingress and service), else "false".
+RouteLabels = tuple[str, str, str, str]
 ServiceLabels = tuple[str, str]  # (namespace, service)
 
 
@@ -125,14 +127,10 @@ class Collector(_Collector):
     def _requests(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "ingressd_requests", "Requests answered, by route, method and status class.",
-            labels=["namespace", "ingress", "service", "method", "status"],
+            labels=["namespace", "ingress", "service", "canary", "method", "status"],
         )  # fmt: skip
-        for (
-            (namespace, ingress, service),
-            method,
-            status,
-        ), value in self.server.stats.requests.items():
-            family.add_metric([namespace, ingress, service, method, status], value)
+        for (route, method, status), value in self.server.stats.requests.items():
+            family.add_metric([*route, method, status], value)
         yield family
 
     def _durations(self) -> Iterator[Metric]:

@@ -35,8 +35,9 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .policy import Answer, Request
 from .pool import EndpointPool, UpstreamConnection
-from .routes import Endpoint, Route, normalize_path
+from .routes import NO_ROUTE_LABELS, Backend, Endpoint, Route, normalize_path
 
 if TYPE_CHECKING:
     from .downstream import ClientConnection
@@ -65,6 +66,7 @@ _CONNECTING, _WAITING, _RESPONDING, _TUNNEL, _DONE = Phase
 
 class Exchange:
     __slots__ = (
+        "backend",
         "body_bytes_sent",
         "body_received",
         "body_sent",
@@ -75,6 +77,7 @@ class Exchange:
         "head_bytes",
         "head_sent",
         "keep_client",
+        "labels",
         "pending",
         "pending_size",
         "phase",
@@ -102,6 +105,8 @@ class Exchange:
         self.runtime = runtime
         self.request_id = http1.request_id_of(head.value(b"x-request-id"))
         self.route: Route | None = None
+        self.backend: Backend | None = None  # the route's, or its canary's
+        self.labels = NO_ROUTE_LABELS
         self.phase = _CONNECTING
         self.upstream: UpstreamConnection | None = None
         self.endpoint: Endpoint | None = None
@@ -152,28 +157,41 @@ class Exchange:
             self._answer(404)
             return
         self.route = route
-        if route.policy.closed_by:
-            self._answer(503, body=http1.fail_closed_body(route.policy.closed_by))
-            return
-        if (
-            route.https_redirect
-            and client.listener.scheme == b"http"
-            and not client.https_by_proxy(head.headers)
-        ):
-            port = client.server.settings.https_redirect_port or client.server.https_port
-            location = http1.redirect_location(target.host, target.forward_target, port)
-            self._answer(308, extra=((b"Location", location),))
-            return
+        self.labels = route.labels
+        if route.steps:
+            answer = self._local_answer(route, target)
+            if answer is not None:
+                self._answer(answer.status, extra=answer.headers, body=answer.body)
+                return
+        # The limit is the engine's: it also ends a body that streams past it.
         limit = route.policy.body_limit
         if limit and head.content_length is not None and head.content_length > limit:
             self._answer(413, close=True)
             return
-        if not route.backend.endpoints:
-            raise NoEndpoint(f"{route.backend.key}: {route.backend.problem}")
+        backend = route.backend
+        canary = route.canary
+        if canary is not None and canary.rule.serves(head):
+            backend = canary.backend
+            self.labels = canary.labels
+        self.backend = backend
+        if not backend.endpoints:
+            raise NoEndpoint(f"{backend.key}: {backend.problem}")
         self.head_bytes = self._upstream_head(target)
         if head.expect_continue and not self.request_complete:
             client.write(_CONTINUE)
         self._connect_next()
+
+    def _local_answer(self, route: Route, target: http1.Target) -> Answer | None:
+        """The first answer of the route's request steps, if one answers."""
+        client = self.client
+        secure = client.listener.scheme != b"http" or client.https_by_proxy(self.head.headers)
+        port = client.server.settings.https_redirect_port or client.server.https_port
+        request = Request(self.head, target, secure, port)
+        for step in route.steps:
+            answer = step(request)
+            if answer is not None:
+                return answer
+        return None
 
     def _upstream_head(self, target: http1.Target) -> bytes:
         """The request head for the backend, built as bytes in one pass over the fields."""
@@ -207,13 +225,14 @@ class Exchange:
     # --- connecting ----------------------------------------------------------
 
     def _connect_next(self) -> None:
-        assert self.route is not None
+        backend = self.backend
+        assert backend is not None
         server = self.client.server
         upstreams = server.upstreams
         now = upstreams.loop.time()
-        endpoint = self.runtime.balancer(self.route.backend).pick(upstreams.health, now, self.tried)
+        endpoint = self.runtime.balancer(backend).pick(upstreams.health, now, self.tried)
         if endpoint is None:
-            raise UpstreamUnavailable(f"{self.route.backend.key}: no endpoint left to try")
+            raise UpstreamUnavailable(f"{backend.key}: no endpoint left to try")
         if self.endpoint is not None:  # a retry: count it against the endpoint that failed
             server.stats.bump(server.stats.retries, str(self.endpoint))
         self.endpoint = endpoint

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .balancer import PassiveHealth
-from .routes import Route, RouteTable
+from .routes import Backend, Endpoint, Route, RouteTable
 from .tls import Certificate, CertificateStore
 
 if TYPE_CHECKING:
@@ -33,10 +33,13 @@ class Row:
 
     @property
     def endpoints(self) -> str:
-        backend = self.route.backend
-        if not backend.endpoints:
-            return f"(none: {backend.problem}) → 503"
-        return ", ".join(str(e) for e in backend.endpoints)
+        return _endpoints(self.route.backend)
+
+
+def _endpoints(backend: Backend) -> str:
+    if not backend.endpoints:
+        return f"(none: {backend.problem}) → 503"
+    return ", ".join(str(e) for e in backend.endpoints)
 
 
 def rows(table: RouteTable) -> Iterator[Row]:
@@ -61,6 +64,12 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
         flags = " (→ https)" if row.route.https_redirect else ""
         if row.route.policy.closed_by:
             flags = f" (503, fail closed: {', '.join(row.route.policy.closed_by)} not supported)"
+        canary = row.route.canary
+        if canary is not None:
+            flags += (
+                f"\n      canary → {canary.backend.key} → {_endpoints(canary.backend)}"
+                f"  [ingress {canary.ingress}] when {canary.rule.describe()}"
+            )
         lines.append(
             f"  {row.host}  {row.path}  {row.path_type}  → {row.backend} → {row.endpoints}"
             f"  [ingress {row.route.ingress}]{flags}"
@@ -110,6 +119,7 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
                     for e in row.route.backend.endpoints
                 ],
                 "problem": row.route.backend.problem,
+                "canary": _canary_json(row.route, down),
             }
             for row in rows(runtime.table)
         ],
@@ -126,6 +136,23 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
         "warnings": list(runtime.warnings),
     }
     return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _canary_json(route: Route, down: set[Endpoint]) -> dict[str, object] | None:
+    canary = route.canary
+    if canary is None:
+        return None
+    return {
+        "ingress": str(canary.ingress),
+        "service": str(canary.backend.service),
+        "port": canary.backend.port,
+        "rule": canary.rule.describe(),
+        "endpoints": [
+            {"address": str(e), "state": "down" if e in down else "up"}
+            for e in canary.backend.endpoints
+        ],
+        "problem": canary.backend.problem,
+    }
 
 
 def _certificate_json(certificate: Certificate | None) -> dict[str, object] | None:

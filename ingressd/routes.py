@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Final
 
-from .annotations import IngressPolicy, policy_of
+from .annotations import IngressPolicy, canary_rule, policy_of
 from .gcpause import gc_paused
 from .model import (
     Config,
@@ -24,11 +24,13 @@ from .model import (
     Ingress,
     IngressPath,
     ObjectRef,
+    Origin,
     PathType,
     Service,
     ServiceBackend,
     ServicePort,
 )
+from .policy import Canary, CanaryRule, HttpsRedirect, Step, fail_closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,12 @@ class Backend:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """What serves a request: the Ingress it came from, the backend and its policy."""
+    """What serves a request: the Ingress it came from, the backend and its policy.
+
+    The compiler binds the policy's steps once (`policy.py`): `steps` may answer
+    the request locally, in order; `canary` may take it to another backend.  A
+    route whose Ingress has no such annotation has neither.
+    """
 
     ingress: ObjectRef
     host: str | None
@@ -66,12 +73,18 @@ class Route:
     path_type: PathType | None
     backend: Backend
     policy: IngressPolicy
+    labels: tuple[str, str, str, str]  # (namespace, ingress, service, "false"): metrics
     https_redirect: bool = False
+    steps: tuple[Step, ...] = ()
+    canary: Canary | None = None
 
-    @property
-    def labels(self) -> tuple[str, str, str]:
-        """(namespace, ingress, service): the metric labels of this route."""
-        return (self.ingress.namespace, self.ingress.name, self.backend.service.name)
+
+NO_ROUTE_LABELS = ("", "", "", "")  # the metric labels of a request no route took
+
+_NO_MAIN = (
+    "no main (non-canary) Ingress serves that host, path and pathType; a canary never "
+    "serves alone, so it serves nothing there"
+)
 
 
 class _Node:
@@ -161,9 +174,13 @@ class RouteTable:
         if self.catch_all is not None:
             routes.append(self.catch_all)
         for route in routes:
-            if route.backend.key not in seen:
-                seen.add(route.backend.key)
-                yield route.backend
+            sides = (
+                (route.backend,) if route.canary is None else (route.backend, route.canary.backend)
+            )
+            for backend in sides:
+                if backend.key not in seen:
+                    seen.add(backend.key)
+                    yield backend
 
 
 _UNRESERVED: Final = frozenset(
@@ -259,6 +276,23 @@ class _VHostBuilder:
     def build(self) -> VirtualHost:
         return VirtualHost(self.name, self.exact, self.prefixes, self.default)
 
+    def _node(self, item: IngressPath) -> _Node:
+        node = self.prefixes
+        for segment in item.path.rstrip("/").split("/")[1:]:
+            node = node.children.setdefault(segment, _Node())
+        return node
+
+    def place(self, item: IngressPath, route: Route) -> None:
+        if item.path_type is PathType.EXACT:
+            self.exact[item.path] = route
+        else:
+            self._node(item).route = route
+
+    def route_at(self, item: IngressPath) -> Route | None:
+        if item.path_type is PathType.EXACT:
+            return self.exact.get(item.path)
+        return self._node(item).route
+
 
 class _Compiler:
     def __init__(self, config: Config) -> None:
@@ -270,14 +304,25 @@ class _Compiler:
         self.warnings: list[str] = []
         self.vhosts: dict[str | None, _VHostBuilder] = {}
         self.owners: dict[tuple[str | None, str, object], Ingress] = {}
+        self.placed: dict[tuple[str | None, str, PathType], _VHostBuilder] = {}
         self.tls: dict[str, TLSHost] = {}
         self.tls_owner: dict[str, Ingress] = {}
 
     def compile(self, ingresses: list[Ingress]) -> RouteTable:
-        tls_hosts = {h for i in ingresses for t in i.tls for h in t.hosts}
+        # A canary Ingress never creates a host, a path or a TLS host: it attaches to
+        # the routes of the others once they are all placed.
+        canaries: list[tuple[Ingress, CanaryRule]] = []
+        mains: list[Ingress] = []
+        for ingress in ingresses:
+            shaping = canary_rule(ingress.annotations)
+            if shaping is None:
+                mains.append(ingress)
+            else:
+                canaries.append((ingress, shaping))
+        tls_hosts = {h for i in mains for t in i.tls for h in t.hosts}
         catch_all: Route | None = None
         catch_all_owner: Ingress | None = None
-        for ingress in ingresses:
+        for ingress in mains:
             self._add_tls(ingress)
             policy = policy_of(ingress.annotations)
             for rule in ingress.rules:
@@ -294,6 +339,8 @@ class _Compiler:
                 catch_all = self._route(ingress, None, None, ingress.default_backend, policy, False)
             else:
                 self._conflict(ingress, catch_all_owner, "the catch-all defaultBackend")
+        for ingress, shaping in canaries:
+            catch_all = self._attach_canary(ingress, shaping, catch_all)
         return self._table(catch_all, ingresses)
 
     def _table(self, catch_all: Route | None, ingresses: list[Ingress]) -> RouteTable:
@@ -340,14 +387,8 @@ class _Compiler:
             self._conflict(ingress, owner, what)
             return
         self.owners[key] = ingress
-        route = self._route(ingress, vhost.name, item, item.backend, policy, redirect)
-        if exact:
-            vhost.exact[item.path] = route
-            return
-        node = vhost.prefixes
-        for segment in trimmed.split("/")[1:]:
-            node = node.children.setdefault(segment, _Node())
-        node.route = route
+        self.placed[(vhost.name, item.path, item.path_type)] = vhost
+        vhost.place(item, self._route(ingress, vhost.name, item, item.backend, policy, redirect))
 
     def _add_host_defaults(
         self, ingress: Ingress, policy: IngressPolicy, tls_hosts: set[str]
@@ -379,6 +420,63 @@ class _Compiler:
                 elif existing.secret != secret:
                     self._conflict(ingress, self.tls_owner[host], f"the TLS secret of host {host}")
 
+    # --- canaries ------------------------------------------------------------------
+
+    def _attach_canary(
+        self, ingress: Ingress, rule: CanaryRule, catch_all: Route | None
+    ) -> Route | None:
+        """Give the main routes this canary Ingress names (same host, path, pathType) their
+        canary side; returns the catch-all, with the canary of a defaultBackend."""
+        for host_rule in ingress.rules:
+            for item in host_rule.paths:
+                what = f"host {host_rule.host or '*'} path {item.path} ({item.path_type.value})"
+                vhost = self.placed.get((host_rule.host, item.path, item.path_type))
+                route = vhost.route_at(item) if vhost is not None else None
+                if vhost is None or route is None:
+                    self._warn(item.origin, ingress, f"canary for {what}: {_NO_MAIN}")
+                    continue
+                canary = self._with_canary(item.origin, ingress, route, item.backend, rule, what)
+                vhost.place(item, canary)
+        if ingress.default_backend is None:
+            return catch_all
+        what = "the catch-all defaultBackend"
+        if catch_all is None:
+            self._warn(ingress.origin, ingress, f"canary for {what}: {_NO_MAIN}")
+            return None
+        return self._with_canary(
+            ingress.origin, ingress, catch_all, ingress.default_backend, rule, what
+        )
+
+    def _with_canary(
+        self,
+        origin: Origin,
+        ingress: Ingress,
+        route: Route,
+        ref: ServiceBackend,
+        rule: CanaryRule,
+        what: str,
+    ) -> Route:
+        if route.canary is not None:
+            message = (
+                f"canary for {what}: Ingress {route.canary.ingress} is already its canary "
+                "(older or sorts first); this one is not used there"
+            )
+            self._warn(origin, ingress, message)
+            return route
+        backend = self._backend(ingress, ref)
+        if backend.key == route.backend.key:
+            message = (
+                f"canary for {what}: its service {backend.key} is the main route's own; "
+                "not used as a canary"
+            )
+            self._warn(origin, ingress, message)
+            return route
+        labels = (ingress.ref.namespace, ingress.ref.name, backend.service.name, "true")
+        return replace(route, canary=Canary(backend, ingress.ref, rule, labels))
+
+    def _warn(self, origin: Origin, ingress: Ingress, message: str) -> None:
+        self.warnings.append(f"{origin}: Ingress {ingress.ref}: {message}")
+
     def _conflict(self, loser: Ingress, winner: Ingress, what: str) -> None:
         self.warnings.append(
             f"{loser.origin}: Ingress {loser.ref}: {what} is also claimed by Ingress "
@@ -395,14 +493,22 @@ class _Compiler:
         policy: IngressPolicy,
         redirect: bool,
     ) -> Route:
+        resolved = self._backend(ingress, backend)
+        steps: list[Step] = []
+        if policy.closed_by:
+            steps.append(fail_closed(policy.closed_by))
+        if redirect:
+            steps.append(HttpsRedirect())
         return Route(
             ingress=ingress.ref,
             host=host,
             path=item.path if item else None,
             path_type=item.path_type if item else None,
-            backend=self._backend(ingress, backend),
+            backend=resolved,
             policy=policy,
+            labels=(ingress.ref.namespace, ingress.ref.name, resolved.service.name, "false"),
             https_redirect=redirect,
+            steps=tuple(steps),
         )
 
     def _backend(self, ingress: Ingress, ref: ServiceBackend) -> Backend:

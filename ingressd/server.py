@@ -37,7 +37,7 @@ from .metrics import Stats, exposition, method_class
 from .outbox import Outbox
 from .pool import Upstreams
 from .report import render_json
-from .routes import Endpoint
+from .routes import NO_ROUTE_LABELS, Endpoint
 from .runtime import Runtime, build_runtime, release_in_slices
 from .settings import Settings, settings_from_args
 from .timers import TimerWheel
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_NO_ROUTE = ("", "", "")
 _RELEASE_PATIENCE = 10.0  # seconds a replaced runtime waits for its last requests
 Address = tuple[str, int]
 
@@ -140,8 +139,7 @@ class ProxyServer:
     def exchange_finished(self, exchange: Exchange) -> None:
         """Count the request and write its access-log line (the one place that does)."""
         now = self.loop.time()
-        route = exchange.route
-        labels = route.labels if route is not None else _NO_ROUTE
+        labels = exchange.labels
         upstream_seconds = now - exchange.upstream_started if exchange.upstream_started else None
         sent = exchange.client.bytes_written - exchange.sent_mark
         head = exchange.head
@@ -159,11 +157,12 @@ class ProxyServer:
                 str(exchange.endpoint) if exchange.endpoint else "", exchange.upstream_status,
                 upstream_seconds, exchange.request_id,
                 f"{labels[0]}/{labels[1]}" if labels[1] else "", labels[2],
+                labels[3] == "true",
             )  # fmt: skip
 
     def request_rejected(self, connection: ClientConnection, status: int, sent: int) -> None:
         """A request refused before it had an exchange (400, 405, 408...): count and log it."""
-        self.stats.count_request(_NO_ROUTE, "other", status, 0.0, None, 0, sent)
+        self.stats.count_request(NO_ROUTE_LABELS, "other", status, 0.0, None, 0, sent)
         if self.access_log is not None:
             body = len(http1.status_body(status))
             self.access_log.log(

@@ -279,7 +279,7 @@ COMBINED = re.compile(
     r'"(?P<method>\S+) (?P<target>\S+) HTTP/(?P<version>1\.[01])" (?P<status>\d{3}) '
     r'(?P<bytes>\d+) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)" '
     r"(?P<request_time>\d+\.\d{3}) (?P<upstream_addr>\S+) (?P<upstream_status>\S+) "
-    r"(?P<upstream_time>\S+) (?P<request_id>\S+) (?P<ingress>\S+) (?P<service>\S+)$"
+    r"(?P<upstream_time>\S+) (?P<request_id>\S+) (?P<ingress>\S+) (?P<service>\S+) (?P<canary>\S+)$"
 )
 
 

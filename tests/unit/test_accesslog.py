@@ -86,7 +86,7 @@ COMBINED = re.compile(
     r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+) '
     r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)" '
     r"(?P<request_time>\d+\.\d{3}) (?P<upstream_addr>\S+) (?P<upstream_status>\S+) "
-    r"(?P<upstream_time>\S+) (?P<request_id>\S+) (?P<ingress>\S+) (?P<service>\S+)$"
+    r"(?P<upstream_time>\S+) (?P<request_id>\S+) (?P<ingress>\S+) (?P<service>\S+) (?P<canary>\S+)$"
 )
 
 
@@ -222,6 +222,7 @@ def test_text_line_is_combined_plus_upstream_fields(make_log: MakeLog) -> None:
         "request_id": "0123456789abcdef0123456789abcdef",
         "ingress": "shop/web",
         "service": "frontend",
+        "canary": "-",
     }
 
 
@@ -235,7 +236,7 @@ def test_text_line_without_upstream_uses_dashes(make_log: MakeLog) -> None:
     assert fields["status"] == "404"
     assert fields["referer"] == fields["agent"] == "-"
     assert fields["upstream_addr"] == fields["upstream_status"] == fields["upstream_time"] == "-"
-    assert fields["ingress"] == fields["service"] == "-"
+    assert fields["ingress"] == fields["service"] == fields["canary"] == "-"
 
 
 def test_text_time_is_the_local_time_of_the_request(make_log: MakeLog) -> None:
@@ -305,7 +306,20 @@ def test_json_line_carries_the_same_fields(make_log: MakeLog) -> None:
         "request_id": "0123456789abcdef0123456789abcdef",
         "ingress": "shop/web",
         "service": "frontend",
+        "canary": False,
     }
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_canary_served_requests_say_so(make_log: MakeLog, log_format: str) -> None:
+    log, _, path = make_log(log_format)
+    write(log, canary=True)
+    log.close()
+    if log_format == "json":
+        assert json.loads(one_line(path))["canary"] is True
+    else:
+        match = COMBINED.match(one_line(path))
+        assert match and match["canary"] == "canary"
 
 
 def test_json_line_without_upstream_uses_nulls(make_log: MakeLog) -> None:

@@ -719,6 +719,13 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("proxy-body-size", "1.5m"),
         ("proxy-read-timeout", "soon"),
         ("ssl-redirect", "yes"),
+        ("backend-protocol", "SPDY"),
+        ("canary-weight", "half"),
+        ("canary-weight", "-5"),
+        ("canary-weight-total", "0"),
+        ("canary-by-header", "X Canary"),
+        ("canary-by-header-pattern", r"^v\K2"),  # PCRE's \K: Python's re cannot run it
+        ("canary-by-header-pattern", "(?<name>v2)"),  # PCRE's named group syntax
     ],
 )
 def test_bad_annotation_value_is_an_error_naming_its_line(

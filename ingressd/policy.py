@@ -1,0 +1,141 @@
+"""Per-route policy, bound once by the compiler: the steps an Ingress's annotations turn on.
+
+Owns: the request steps that may answer a request locally (fail closed, the https
+redirect, ...), each a small frozen callable, and the canary rule that chooses
+between a route's main and canary backend (SPEC §6).  A route whose Ingress has no
+such annotation has no steps and no canary, so the data path pays one truth test
+for each.  Pure: no I/O, no asyncio; `proxy.Exchange` calls these and moves bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from . import http1
+from .codec import RequestHead
+
+if TYPE_CHECKING:
+    from .model import ObjectRef
+    from .routes import Backend
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """ingressd's own response to a request: status, extra header lines, body."""
+
+    status: int
+    headers: http1.Headers = ()
+    body: bytes | None = None  # None: the status's short default body
+
+
+class Request(NamedTuple):
+    """What a step may read of one request; made only for routes that have steps."""
+
+    head: RequestHead
+    target: http1.Target
+    secure: bool  # came over TLS, or from a trusted proxy that says X-Forwarded-Proto: https
+    https_port: int  # the port written in https redirects
+
+
+class Step(Protocol):
+    def __call__(self, request: Request) -> Answer | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FailClosed:
+    """An access or protocol annotation ingressd cannot honour: never serve open."""
+
+    answer: Answer
+
+    def __call__(self, request: Request) -> Answer | None:
+        return self.answer
+
+
+def fail_closed(annotations: tuple[str, ...]) -> FailClosed:
+    return FailClosed(Answer(503, body=http1.fail_closed_body(annotations)))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpsRedirect:
+    """SPEC §5: plain-HTTP requests for a TLS host (or with force-ssl-redirect) get 308."""
+
+    def __call__(self, request: Request) -> Answer | None:
+        if request.secure:
+            return None
+        target = request.target
+        location = http1.redirect_location(target.host, target.forward_target, request.https_port)
+        return Answer(308, ((b"Location", location),))
+
+
+# --- the backend choice: main or canary ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryRule:
+    """ingress-nginx's traffic shaping (balancer.lua): header, then cookie, then weight.
+
+    `header_value` (exact) takes precedence over `header_pattern` (a search); with
+    neither, the header's value ``always`` / ``never`` decides; any other value falls
+    through to the cookie, whose ``always`` / ``never`` decide; else the weight does,
+    out of `weight_total`.
+    """
+
+    header: bytes | None = None  # lower-case field name
+    header_value: bytes | None = None
+    header_pattern: re.Pattern[bytes] | None = None
+    cookie: bytes | None = None
+    weight: int = 0
+    weight_total: int = 100
+
+    def serves(self, head: RequestHead) -> bool:
+        """Whether the canary serves this request."""
+        if self.header is not None:
+            value = head.value(self.header)
+            if value is not None:
+                if self.header_value is not None:
+                    if value == self.header_value:
+                        return True
+                elif self.header_pattern is not None:
+                    if self.header_pattern.search(value) is not None:
+                        return True
+                elif value == b"always":
+                    return True
+                elif value == b"never":
+                    return False
+        if self.cookie is not None:
+            value = http1.cookie_value(head.headers, self.cookie)
+            if value == b"always":
+                return True
+            if value == b"never":
+                return False
+        # P = weight/total, as math.random(total) <= weight; no allocation per request.
+        return random.random() * self.weight_total < self.weight
+
+    def describe(self) -> str:
+        """The rule in words, for --check and --explain."""
+        parts = []
+        if self.header is not None:
+            name = self.header.decode()
+            if self.header_value is not None:
+                parts.append(f"header {name}: {self.header_value.decode('latin-1')}")
+            elif self.header_pattern is not None:
+                parts.append(f"header {name} ~ {self.header_pattern.pattern.decode('latin-1')}")
+            else:
+                parts.append(f"header {name}: always|never")
+        if self.cookie is not None:
+            parts.append(f"cookie {self.cookie.decode('latin-1')}: always|never")
+        parts.append(f"weight {self.weight}/{self.weight_total}")
+        return ", then ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """The canary side of a route: its backend, its Ingress, when it serves."""
+
+    backend: Backend
+    ingress: ObjectRef
+    rule: CanaryRule
+    labels: tuple[str, str, str, str]  # (namespace, ingress, service, "true"): metrics
