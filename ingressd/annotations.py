@@ -87,6 +87,48 @@ def _text(value: str) -> str:
     return value
 
 
+def parse_url(value: str) -> str:
+    """A redirect target written into a Location line as it is: no space or control byte."""
+    if not value or not all(33 <= ord(c) < 127 for c in value):
+        raise ValueError(f"expected a URL without spaces or control characters, got {value!r}")
+    return value
+
+
+def parse_absolute_url(value: str) -> str:
+    url = parse_url(value)
+    if not url.lower().startswith(("http://", "https://")):
+        raise ValueError(f"only http and https URLs redirect, got {value!r}")
+    return url
+
+
+def parse_path(value: str) -> str:
+    """A path on the same host (app-root): starts with /, not an absolute URL."""
+    path = parse_url(value)
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"expected a path such as /app, got {value!r}")
+    return path
+
+
+def parse_status(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit():
+        raise ValueError(f"expected an HTTP status code, got {value!r}")
+    return int(text)
+
+
+_HOST_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_HOST = re.compile(rf"^(\*\.)?{_HOST_LABEL}(\.{_HOST_LABEL})*$")
+
+
+def parse_hosts(value: str) -> tuple[str, ...]:
+    """server-alias: comma-separated host names (lower-case DNS names, or *.name)."""
+    hosts = tuple(dict.fromkeys(h.strip() for h in value.split(",") if h.strip()))
+    for host in hosts:
+        if _HOST.match(host) is None or len(host) > 253:
+            raise ValueError(f"{host!r} is not a lower-case DNS host name")
+    return hosts
+
+
 _BACKEND_PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI"})
 
 
@@ -106,6 +148,13 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "ssl-redirect": parse_bool,
     "force-ssl-redirect": parse_bool,
     "backend-protocol": parse_backend_protocol,  # HTTP honoured; the others fail closed
+    "permanent-redirect": parse_url,
+    "permanent-redirect-code": parse_status,
+    "temporal-redirect": parse_absolute_url,
+    "temporal-redirect-code": parse_status,
+    "from-to-www-redirect": parse_bool,
+    "server-alias": parse_hosts,
+    "app-root": parse_path,
     "canary": parse_bool,
     "canary-weight": parse_count,
     "canary-weight-total": parse_positive_count,
@@ -208,6 +257,38 @@ FAIL_CLOSED: dict[str, Callable[[str, Mapping[str, str]], bool]] = {
 }
 
 
+# ingress-nginx's ranges for redirect codes; outside them it uses its default, silently.
+_PERMANENT_CODES = range(300, 309)
+_TEMPORAL_CODES = range(300, 308)
+
+
+def _code_warning(codes: range, default: int) -> Callable[[str], str | None]:
+    def warn(value: str) -> str | None:
+        if parse_status(value) in codes:
+            return None
+        return (
+            f"honoured, but {value} is outside {codes.start}-{codes.stop - 1}: "
+            f"ingress-nginx answers {default} instead, and so does ingressd"
+        )
+
+    return warn
+
+
+# Honoured values that behave in a way that surprises users: a warning names the quirk.
+_QUIRKS: dict[str, Callable[[str], str | None]] = {
+    "permanent-redirect-code": _code_warning(_PERMANENT_CODES, 301),
+    "temporal-redirect-code": _code_warning(_TEMPORAL_CODES, 302),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """permanent-redirect / temporal-redirect: every request of the Ingress answered so."""
+
+    code: int
+    url: str
+
+
 @dataclass(frozen=True, slots=True)
 class IngressPolicy:
     """Per-Ingress proxy settings; the defaults are SPEC §4's."""
@@ -220,6 +301,10 @@ class IngressPolicy:
     force_ssl_redirect: bool = False
     # Annotations that make every route of the Ingress answer 503 (see FAIL_CLOSED).
     closed_by: tuple[str, ...] = ()
+    redirect: Redirect | None = None
+    app_root: str | None = None
+    from_to_www: bool = False
+    aliases: tuple[str, ...] = ()
 
 
 DEFAULT_POLICY = IngressPolicy()
@@ -265,6 +350,11 @@ class AnnotationFinding:
     def is_error(self) -> bool:
         return self.verdict is Verdict.INVALID
 
+    @property
+    def is_warning(self) -> bool:
+        """Everything but a plain "honoured": the user should read it."""
+        return self.verdict is not Verdict.INVALID and self.message != Verdict.HONOURED.value
+
 
 def check(annotations: Iterable[tuple[str, str]]) -> list[AnnotationFinding]:
     """Every annotation under the prefix with its verdict, in the order given."""
@@ -281,7 +371,9 @@ def _finding(name: str, value: str, values: Mapping[str, str]) -> AnnotationFind
         except ValueError as exc:
             return AnnotationFinding(key, Verdict.INVALID, f"invalid value: {exc}")
     verdict = _verdict(name, value, values)
-    return AnnotationFinding(key, verdict, _MESSAGES.get(verdict, verdict.value))
+    quirk = _QUIRKS.get(name)
+    note = quirk(value) if quirk is not None and verdict is Verdict.HONOURED else None
+    return AnnotationFinding(key, verdict, note or _MESSAGES.get(verdict, verdict.value))
 
 
 def _verdict(name: str, value: str, values: Mapping[str, str]) -> Verdict:
@@ -365,9 +457,26 @@ def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
             values, "force-ssl-redirect", parse_bool, DEFAULT_POLICY.force_ssl_redirect
         ),
         closed_by=closed_by,
+        redirect=_redirect(values),
+        app_root=values.get("app-root"),
+        from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),
+        aliases=_get(values, "server-alias", parse_hosts, ()),
     )
 
 
-def _get(values: dict[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+def _redirect(values: Mapping[str, str]) -> Redirect | None:
+    """ingress-nginx's precedence: temporal-redirect wins over permanent-redirect."""
+    temporal = values.get("temporal-redirect")
+    if temporal:
+        code = _get(values, "temporal-redirect-code", parse_status, 302)
+        return Redirect(code if code in _TEMPORAL_CODES else 302, temporal)
+    permanent = values.get("permanent-redirect")
+    if permanent:
+        code = _get(values, "permanent-redirect-code", parse_status, 301)
+        return Redirect(code if code in _PERMANENT_CODES else 301, permanent)
+    return None
+
+
+def _get(values: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
     raw = values.get(name)
     return default if raw is None else parse(raw)

@@ -266,7 +266,7 @@ def _read_ingress(
     spec = obj.mapping(value, "spec", "spec")
     annotations = _annotations(obj, metadata)
     for finding in annotations_mod.check(annotations):
-        if finding.verdict is annotations_mod.Verdict.HONOURED:
+        if not (finding.is_error or finding.is_warning):
             continue
         line = obj.mapping(metadata, "annotations", "").line_of(finding.key)
         report = obj.error if finding.is_error else obj.warn

@@ -36,6 +36,7 @@ class Request(NamedTuple):
 
     head: RequestHead
     target: http1.Target
+    path: str  # as routing saw it: no query, dot segments resolved (nginx's $uri)
     secure: bool  # came over TLS, or from a trusted proxy that says X-Forwarded-Proto: https
     https_port: int  # the port written in https redirects
 
@@ -43,19 +44,81 @@ class Request(NamedTuple):
 class Step(Protocol):
     def __call__(self, request: Request) -> Answer | None: ...
 
+    def describe(self) -> str:
+        """The step in words, for --check and /routes."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
-class FailClosed:
-    """An access or protocol annotation ingressd cannot honour: never serve open."""
+class Always:
+    """The same answer to every request: fail closed, permanent-/temporal-redirect."""
 
     answer: Answer
+    description: str
 
     def __call__(self, request: Request) -> Answer | None:
         return self.answer
 
+    def describe(self) -> str:
+        return self.description
 
-def fail_closed(annotations: tuple[str, ...]) -> FailClosed:
-    return FailClosed(Answer(503, body=http1.fail_closed_body(annotations)))
+
+def fail_closed(annotations: tuple[str, ...]) -> Always:
+    """An access or protocol annotation ingressd cannot honour: never serve open."""
+    answer = Answer(503, body=http1.fail_closed_body(annotations))
+    return Always(answer, f"503, fail closed: {', '.join(annotations)} not supported")
+
+
+def redirect(code: int, url: str) -> Always:
+    """The URL exactly as written, nothing of the request appended (as nginx's return)."""
+    return Always(Answer(code, ((b"Location", url.encode()),)), f"{code} → {url}")
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoot:
+    """app-root: a request for ``/`` itself is sent to the application's root (302)."""
+
+    path: bytes
+
+    def __call__(self, request: Request) -> Answer | None:
+        if request.path != "/":
+            return None
+        location = _scheme(request) + request.target.host_header + self.path
+        return Answer(302, ((b"Location", location),))
+
+    def describe(self) -> str:
+        return f"302 for / → {self.path.decode()} (app-root)"
+
+
+@dataclass(frozen=True, slots=True)
+class WwwRedirect:
+    """from-to-www-redirect: the other name of the host is sent to this one (308).
+
+    As ingress-nginx's ngx_srv_redirect.lua: the request URI is kept, but a trailing
+    ``/`` of it is dropped; the port the client asked for is kept.
+    """
+
+    host: bytes
+
+    def __call__(self, request: Request) -> Answer | None:
+        authority = request.target.host_header
+        port = (
+            authority[authority.rfind(b":") :]
+            if authority.rfind(b":") > authority.rfind(b"]")
+            else b""
+        )
+        uri = request.target.forward_target
+        if uri.endswith(b"/"):
+            uri = uri[:-1]
+        location = _scheme(request) + self.host + port + uri
+        return Answer(308, ((b"Location", location),))
+
+    def describe(self) -> str:
+        return f"308 → {self.host.decode()} (from-to-www-redirect)"
+
+
+def _scheme(request: Request) -> bytes:
+    return b"https://" if request.secure else b"http://"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +131,9 @@ class HttpsRedirect:
         target = request.target
         location = http1.redirect_location(target.host, target.forward_target, request.https_port)
         return Answer(308, ((b"Location", location),))
+
+    def describe(self) -> str:
+        return "308 → https"
 
 
 # --- the backend choice: main or canary ------------------------------------------------

@@ -152,14 +152,15 @@ class Exchange:
         head = self.head
         client = self.client
         target = http1.split_target(head.method, head.target, head.host or b"")
-        route = self.runtime.table.match(target.host, normalize_path(target.path))
+        path = normalize_path(target.path)
+        route = self.runtime.table.match(target.host, path)
         if route is None:
             self._answer(404)
             return
         self.route = route
         self.labels = route.labels
         if route.steps:
-            answer = self._local_answer(route, target)
+            answer = self._local_answer(route, target, path)
             if answer is not None:
                 self._answer(answer.status, extra=answer.headers, body=answer.body)
                 return
@@ -181,12 +182,12 @@ class Exchange:
             client.write(_CONTINUE)
         self._connect_next()
 
-    def _local_answer(self, route: Route, target: http1.Target) -> Answer | None:
+    def _local_answer(self, route: Route, target: http1.Target, path: str) -> Answer | None:
         """The first answer of the route's request steps, if one answers."""
         client = self.client
         secure = client.listener.scheme != b"http" or client.https_by_proxy(self.head.headers)
         port = client.server.settings.https_redirect_port or client.server.https_port
-        request = Request(self.head, target, secure, port)
+        request = Request(self.head, target, path, secure, port)
         for step in route.steps:
             answer = step(request)
             if answer is not None:

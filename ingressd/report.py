@@ -61,9 +61,8 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
     table_rows = list(rows(table))
     lines.append(f"Routes: {len(table_rows)}")
     for row in table_rows:
-        flags = " (→ https)" if row.route.https_redirect else ""
-        if row.route.policy.closed_by:
-            flags = f" (503, fail closed: {', '.join(row.route.policy.closed_by)} not supported)"
+        steps = "; ".join(step.describe() for step in row.route.steps)
+        flags = f" ({steps})" if steps else ""
         canary = row.route.canary
         if canary is not None:
             flags += (
@@ -76,6 +75,8 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
         )
     if table.catch_all is None:
         lines.append("  (no catch-all: unmatched requests get 404)")
+    for alias, host in table.aliases():
+        lines.append(f"  {alias}  → served as {host} (server-alias)")
     lines.append(f"TLS hosts: {len(table.tls_hosts)}")
     served = dict(certs.hosts) if certs is not None else {}
     for tls in table.tls_hosts:
@@ -114,6 +115,7 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
                 "port": row.route.backend.port,
                 "https_redirect": row.route.https_redirect,
                 "fail_closed_by": list(row.route.policy.closed_by),
+                "steps": [step.describe() for step in row.route.steps],
                 "endpoints": [
                     {"address": str(e), "state": "down" if e in down else "up"}
                     for e in row.route.backend.endpoints
@@ -123,6 +125,7 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
             }
             for row in rows(runtime.table)
         ],
+        "aliases": dict(runtime.table.aliases()),
         "tls": [
             {
                 "host": tls.host,

@@ -30,7 +30,16 @@ from .model import (
     ServiceBackend,
     ServicePort,
 )
-from .policy import Canary, CanaryRule, HttpsRedirect, Step, fail_closed
+from .policy import (
+    AppRoot,
+    Canary,
+    CanaryRule,
+    HttpsRedirect,
+    Step,
+    WwwRedirect,
+    fail_closed,
+)
+from .policy import redirect as redirect_to
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +171,20 @@ class RouteTable:
         return route if route is not None else self.catch_all
 
     def virtual_hosts(self) -> Iterator[VirtualHost]:
-        yield from (self.hosts[k] for k in sorted(self.hosts))
-        yield from (self.wildcards[k] for k in sorted(self.wildcards))
+        """Each virtual host once (not again under its server-alias names)."""
+        yield from (v for k, v in sorted(self.hosts.items()) if v.name == k)
+        yield from (v for k, v in sorted(self.wildcards.items()) if v.name == f"*.{k}")
         if self.no_host is not None:
             yield self.no_host
+
+    def aliases(self) -> Iterator[tuple[str, str]]:
+        """(alias, host) for each server-alias name."""
+        for key, vhost in sorted(self.hosts.items()):
+            if vhost.name != key:
+                yield key, vhost.name or "*"
+        for key, vhost in sorted(self.wildcards.items()):
+            if vhost.name != f"*.{key}":
+                yield f"*.{key}", vhost.name or "*"
 
     def backends(self) -> Iterator[Backend]:
         """Each distinct backend once."""
@@ -320,11 +339,12 @@ class _Compiler:
             else:
                 canaries.append((ingress, shaping))
         tls_hosts = {h for i in mains for t in i.tls for h in t.hosts}
+        policies = [(ingress, policy_of(ingress.annotations)) for ingress in mains]
+        self._host_settings(policies)
         catch_all: Route | None = None
         catch_all_owner: Ingress | None = None
-        for ingress in mains:
+        for ingress, policy in policies:
             self._add_tls(ingress)
-            policy = policy_of(ingress.annotations)
             for rule in ingress.rules:
                 redirect = _redirects(rule.host, tls_hosts, policy)
                 vhost = self._vhost(rule.host)
@@ -343,15 +363,32 @@ class _Compiler:
             catch_all = self._attach_canary(ingress, shaping, catch_all)
         return self._table(catch_all, ingresses)
 
+    def _host_settings(self, policies: list[tuple[Ingress, IngressPolicy]]) -> None:
+        """Server-wide annotations (app-root, server-alias, from-to-www-redirect): in
+        ingress-nginx they act on the whole host; the oldest Ingress that sets one wins."""
+        self.app_roots: dict[str | None, bytes] = {}
+        self.aliases: dict[str, tuple[Ingress, tuple[str, ...]]] = {}
+        self.www: dict[str, Ingress] = {}
+        for ingress, policy in policies:
+            hosts = dict.fromkeys(rule.host for rule in ingress.rules) or {None: None}
+            for host in hosts:
+                if policy.app_root is not None:
+                    self.app_roots.setdefault(host, policy.app_root.encode())
+                if host is None:
+                    continue
+                if policy.aliases:
+                    self.aliases.setdefault(host, (ingress, policy.aliases))
+                if policy.from_to_www and not host.startswith("*."):
+                    self.www.setdefault(host, ingress)
+
     def _table(self, catch_all: Route | None, ingresses: list[Ingress]) -> RouteTable:
-        hosts, wildcards = {}, {}
+        hosts: dict[str, VirtualHost] = {}
+        wildcards: dict[str, VirtualHost] = {}
         for name, builder in self.vhosts.items():
-            if name is None:
-                continue
-            if name.startswith("*."):
-                wildcards[name[2:]] = builder.build()
-            else:
-                hosts[name] = builder.build()
+            if name is not None:
+                _add_host(hosts, wildcards, name, builder.build())
+        self._add_aliases(hosts, wildcards)
+        self._add_www_redirects(hosts)
         no_host = self.vhosts.get(None)
         return RouteTable(
             hosts=hosts,
@@ -362,6 +399,56 @@ class _Compiler:
             ingresses=tuple(i.ref for i in ingresses),
             warnings=tuple(self.warnings),
         )
+
+    def _add_aliases(
+        self, hosts: dict[str, VirtualHost], wildcards: dict[str, VirtualHost]
+    ) -> None:
+        """server-alias: more names for a host, unless another Ingress serves that name."""
+        for host, (ingress, aliases) in self.aliases.items():
+            vhost = _lookup(hosts, wildcards, host)
+            if vhost is None:
+                continue
+            for alias in aliases:
+                if alias == host:
+                    continue
+                if alias in self.vhosts or _lookup(hosts, wildcards, alias) is not None:
+                    self._warn(
+                        ingress.origin,
+                        ingress,
+                        f"server-alias {alias}: that host is "
+                        "served by its own rules (or is already an alias); not an alias",
+                    )
+                    continue
+                _add_host(hosts, wildcards, alias, vhost)
+                tls = self.tls.get(host)
+                if tls is not None and alias not in self.tls:
+                    self.tls[alias] = TLSHost(alias, tls.secret, tls.ingress)
+
+    def _add_www_redirects(self, hosts: dict[str, VirtualHost]) -> None:
+        """from-to-www-redirect: the host's www./bare twin answers 308 to the host."""
+        for host, ingress in self.www.items():
+            twin = host[4:] if host.startswith("www.") else f"www.{host}"
+            if twin in hosts:
+                self._warn(
+                    ingress.origin,
+                    ingress,
+                    f"from-to-www-redirect: {twin} is served "
+                    f"by its own rules (or is an alias); it is not redirected to {host}",
+                )
+                continue
+            served = hosts[host]
+            route = next(served.routes(), served.default)
+            if route is None:
+                continue
+            redirect = replace(
+                route,
+                host=twin,
+                path=None,
+                path_type=None,
+                canary=None,
+                steps=(WwwRedirect(host.encode()),),
+            )
+            hosts[twin] = VirtualHost(twin, {}, _Node(), redirect)
 
     def _vhost(self, host: str | None) -> _VHostBuilder:
         vhost = self.vhosts.get(host)
@@ -494,9 +581,16 @@ class _Compiler:
         redirect: bool,
     ) -> Route:
         resolved = self._backend(ingress, backend)
+        # In ingress-nginx's phase order: app-root is the server's rewrite phase, the
+        # redirects are the location's `return`, the https redirect its rewrite_by_lua.
         steps: list[Step] = []
         if policy.closed_by:
             steps.append(fail_closed(policy.closed_by))
+        app_root = self.app_roots.get(host)
+        if app_root is not None:
+            steps.append(AppRoot(app_root))
+        if policy.redirect is not None:
+            steps.append(redirect_to(policy.redirect.code, policy.redirect.url))
         if redirect:
             steps.append(HttpsRedirect())
         return Route(
@@ -540,6 +634,21 @@ class _Compiler:
         if not endpoints:
             return Backend(service_ref, ref.port, (), "no ready endpoints")
         return Backend(service_ref, ref.port, endpoints)
+
+
+def _add_host(
+    hosts: dict[str, VirtualHost], wildcards: dict[str, VirtualHost], name: str, vhost: VirtualHost
+) -> None:
+    if name.startswith("*."):
+        wildcards[name[2:]] = vhost
+    else:
+        hosts[name] = vhost
+
+
+def _lookup(
+    hosts: dict[str, VirtualHost], wildcards: dict[str, VirtualHost], name: str
+) -> VirtualHost | None:
+    return wildcards.get(name[2:]) if name.startswith("*.") else hosts.get(name)
 
 
 def _redirects(host: str | None, tls_hosts: set[str], policy: IngressPolicy) -> bool:

@@ -726,6 +726,15 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("canary-by-header", "X Canary"),
         ("canary-by-header-pattern", r"^v\K2"),  # PCRE's \K: Python's re cannot run it
         ("canary-by-header-pattern", "(?<name>v2)"),  # PCRE's named group syntax
+        ("permanent-redirect", "https://example.com/a b"),
+        ("permanent-redirect", "https://example.com/\r\nSet-Cookie: x=1"),
+        ("permanent-redirect-code", "moved"),
+        ("temporal-redirect", "ftp://example.com/"),
+        ("app-root", "https://example.com/app"),
+        ("app-root", "app"),
+        ("server-alias", "Alias.Example.com"),
+        ("server-alias", "~^www\\d+\\.example\\.com$"),
+        ("from-to-www-redirect", "yes"),
     ],
 )
 def test_bad_annotation_value_is_an_error_naming_its_line(
