@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import policy_routes
 import uvloop
 
 from ingressd import http1
@@ -51,6 +52,22 @@ spec:
   - host: bench.example
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: be, port: {number: 80}}}}]}
 """
+ROUTES = ("plain", "canary", "rewrite", "step")  # see policy_routes.py
+
+
+def config_for(route: str) -> str:
+    """The benchmark's configuration with the route's policy (--route)."""
+    if route == "canary":
+        return CONFIG + policy_routes.canary("bench.example", 9)
+    if route == "plain":
+        return CONFIG
+    path, kind, annotation = policy_routes.REWRITE if route == "rewrite" else policy_routes.STEP
+    return CONFIG.replace(
+        "metadata: {name: be}\nspec:\n  rules:",
+        f"metadata:\n  name: be\n  annotations: {{{annotation}}}\nspec:\n  rules:",
+    ).replace("{path: /, pathType: Prefix", f"{{path: {path}, pathType: {kind}")
+
+
 REQUEST = (
     b"GET /index.html HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: wrk\r\n"
     b"Accept: */*\r\nAccept-Encoding: gzip\r\n\r\n"
@@ -96,12 +113,16 @@ class MemoryTransport(asyncio.Transport):
 
 
 async def run(
-    requests: int, profile: bool, access_log: str | None = None, metrics: bool = True
+    requests: int,
+    profile: bool,
+    access_log: str | None = None,
+    metrics: bool = True,
+    route: str = "plain",
 ) -> float:
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
-        path.write_text(CONFIG)
+        path.write_text(config_for(route))
         settings = Settings(config_paths=(str(path),))
         server = ProxyServer(settings, build_runtime(settings, default_certificate()), loop)
     if access_log is not None:
@@ -150,13 +171,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
+        "--route",
+        choices=ROUTES,
+        default="plain",
+        help="the route's policy: none, a canary rule, a regex rewrite, a request step",
+    )
+    parser.add_argument(
         "--access-log-cost",
         action="store_true",
         help="alternate runs without metrics and access log, with metrics, with both",
     )
     args = parser.parse_args()
     if not args.access_log_cost:
-        micros = uvloop.run(run(args.requests, args.profile))
+        micros = uvloop.run(run(args.requests, args.profile, route=args.route))
         print(f"{micros:.1f} µs of CPU per proxied request (Python path, no sockets)")
         return
     bare: list[float] = []

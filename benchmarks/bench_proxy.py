@@ -17,6 +17,7 @@ machine is shared and noisy: compare ratios, not absolute numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -28,10 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import policy_routes
 
 from ingressd.tls import generate_self_signed
 
@@ -158,6 +161,20 @@ spec:
 """
 
 
+def policy_route(name: str, backend: int) -> str:
+    """The benchmark's Ingress with one policy on its route (--policy-routes)."""
+    config = INGRESS.format(backend=backend, host=HOST)
+    if name == "canary":  # both sides on the same backend
+        return config + policy_routes.canary(HOST, backend)
+    path, kind, annotation = policy_routes.REWRITE
+    return config.replace(
+        "proxy-body-size: 20m}", f"proxy-body-size: 20m,\n    {annotation}}}"
+    ).replace("{path: /, pathType: Prefix,", f"{{path: {path}, pathType: {kind},")
+
+
+POLICY_ROUTES = ("canary", "rewrite")
+
+
 @dataclass
 class Result:
     tls_rps: list[float] = field(default_factory=list)
@@ -260,6 +277,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--policy-routes",
+        action="store_true",
+        help="also measure CPU per request of a canary route and a rewrite route",
+    )
     args = parser.parse_args()
     ensure_tools()
     with tempfile.TemporaryDirectory() as tmp:
@@ -285,53 +307,87 @@ def main() -> None:
             )
         )
         (work / "ingress.yaml").write_text(INGRESS.format(backend=ports["backend"], host=HOST))
+        policies = list(POLICY_ROUTES) if args.policy_routes else []
+        for name in policies:
+            (work / f"{name}.yaml").write_text(policy_route(name, ports["backend"]))
+            ports[name] = free_port()
 
-        def ingressd_cmd(http: int | None, https: int | None, access_log: str) -> list[str]:
+        def ingressd_cmd(
+            http: int | None, https: int | None, access_log: str, config: str = "ingress"
+        ) -> list[str]:
             """One listener per process, so each one's RSS and CPU are its own."""
             tls = ["--default-cert", str(work / "tls.crt"), "--default-key", str(work / "tls.key")]
             return [
-                sys.executable, "-m", "ingressd", "--config", str(work / "ingress.yaml"),
+                sys.executable, "-m", "ingressd", "--config", str(work / f"{config}.yaml"),
                 "--http", f"127.0.0.1:{http}" if http else "off",
                 "--https", f"127.0.0.1:{https}" if https else "off",
                 *(tls if https else []), "--admin", "127.0.0.1:0", "--access-log", access_log,
                 "--log-level", "warning",
             ]  # fmt: skip
 
-        with (
-            process(["nginx", "-c", str(work / "backend.conf"), "-p", str(work)]),
-            process(["nginx", "-c", str(work / "proxy.conf"), "-p", str(work)]) as nginx,
-            process(ingressd_cmd(ports["ingressd"], None, "off"), cwd=ROOT) as ingressd,
-            process(ingressd_cmd(None, ports["ingressd_tls"], "off"), cwd=ROOT) as ingressd_tls,
-            process(
-                ingressd_cmd(ports["logged"], None, str(work / "access.log")), cwd=ROOT
-            ) as logged,  # fmt: skip
-        ):
-            for port in ports.values():
-                wait_port(port)
-            nginx_pid = nginx_worker(nginx.pid)
-            results = {"ingressd": Result(), "nginx": Result()}
-            targets = {
-                "ingressd": (
-                    ingressd.pid,
-                    ports["ingressd"],
-                    ingressd_tls.pid,
-                    ports["ingressd_tls"],
-                ),
-                "nginx": (nginx_pid, ports["nginx"], nginx_pid, ports["nginx_tls"]),
+        with contextlib.ExitStack() as extra:
+            policy_pids = {
+                name: extra.enter_context(
+                    process(ingressd_cmd(ports[name], None, "off", name), cwd=ROOT)
+                ).pid
+                for name in policies
             }
-            logged_cpu: list[float] = []
-            for port in (ports["ingressd"], ports["logged"]):
-                wrk(f"http://127.0.0.1:{port}/", 2, 50)  # warm-up
-            for round_number in range(1, args.rounds + 1):
-                for name in ("ingressd", "nginx") if round_number % 2 else ("nginx", "ingressd"):
-                    pid, port, tls_pid, tls_port = targets[name]
-                    measure(pid, f"http://127.0.0.1:{port}", tls_pid,
-                            f"https://127.0.0.1:{tls_port}", args, results[name])  # fmt: skip
-                _, cpu = cpu_per_request(logged.pid, f"http://127.0.0.1:{ports['logged']}/",
+            run(args, work, ports, ingressd_cmd, policy_pids)
+
+
+def run(
+    args: argparse.Namespace,
+    work: Path,
+    ports: dict[str, int],
+    ingressd_cmd: Callable[..., list[str]],
+    policy_pids: dict[str, int],
+) -> None:
+    """Start the backend, nginx and the ingressd processes; measure them in rounds."""
+    with (
+        process(["nginx", "-c", str(work / "backend.conf"), "-p", str(work)]),
+        process(["nginx", "-c", str(work / "proxy.conf"), "-p", str(work)]) as nginx,
+        process(ingressd_cmd(ports["ingressd"], None, "off"), cwd=ROOT) as ingressd,
+        process(ingressd_cmd(None, ports["ingressd_tls"], "off"), cwd=ROOT) as ingressd_tls,
+        process(
+            ingressd_cmd(ports["logged"], None, str(work / "access.log")), cwd=ROOT
+        ) as logged,  # fmt: skip
+    ):
+        for port in ports.values():
+            wait_port(port)
+        nginx_pid = nginx_worker(nginx.pid)
+        results = {"ingressd": Result(), "nginx": Result()}
+        targets = {
+            "ingressd": (
+                ingressd.pid,
+                ports["ingressd"],
+                ingressd_tls.pid,
+                ports["ingressd_tls"],
+            ),
+            "nginx": (nginx_pid, ports["nginx"], nginx_pid, ports["nginx_tls"]),
+        }
+        logged_cpu: list[float] = []
+        policy_cpu: dict[str, list[float]] = {}
+        for port in (ports["ingressd"], ports["logged"], *(ports[n] for n in policy_pids)):
+            wrk(f"http://127.0.0.1:{port}/", 2, 50)  # warm-up
+        for round_number in range(1, args.rounds + 1):
+            for name in ("ingressd", "nginx") if round_number % 2 else ("nginx", "ingressd"):
+                pid, port, tls_pid, tls_port = targets[name]
+                measure(pid, f"http://127.0.0.1:{port}", tls_pid,
+                        f"https://127.0.0.1:{tls_port}", args, results[name])  # fmt: skip
+            _, cpu = cpu_per_request(logged.pid, f"http://127.0.0.1:{ports['logged']}/",
+                                     args.duration)  # fmt: skip
+            logged_cpu.append(cpu)
+            for name, pid in policy_pids.items():
+                _, cpu = cpu_per_request(pid, f"http://127.0.0.1:{ports[name]}/",
                                          args.duration)  # fmt: skip
-                logged_cpu.append(cpu)
-                print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
+                policy_cpu.setdefault(name, []).append(cpu)
+            print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
     report(results, logged_cpu)
+    for name, values in policy_cpu.items():
+        plain = statistics.median(results["ingressd"].cpu_us)
+        cost = statistics.median(values)
+        print(f"ingressd CPU µs/request, {name} route: {cost:.1f} vs {plain:.1f} plain: "
+              f"{cost / plain:.2f}x")  # fmt: skip
 
 
 def report(results: dict[str, Result], logged_cpu: list[float]) -> None:

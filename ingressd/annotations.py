@@ -109,6 +109,29 @@ def parse_path(value: str) -> str:
     return path
 
 
+_CAPTURE = re.compile(r"\$(?:(\d)|\{(\d)\})")
+
+
+def parse_rewrite_target(value: str) -> str:
+    """rewrite-target: a path (or URL) with the regex captures $1..$9 (or ${1}) in it."""
+    target = parse_url(value)
+    if not target.startswith(("/", "$")):
+        raise ValueError(
+            f"expected a path such as /$2 (a URL would make nginx redirect instead; "
+            f"use permanent-redirect or temporal-redirect for that), got {value!r}"
+        )
+    if "$" in _CAPTURE.sub("", target):
+        raise ValueError(f"only the captures $1 to $9 (or ${{1}}) can be used in it, got {value!r}")
+    return target
+
+
+def parse_field_value(value: str) -> str:
+    """A header value ingressd writes as it is: printable, no CR, LF or control bytes."""
+    if not value or not all(32 <= ord(c) < 127 for c in value):
+        raise ValueError(f"expected printable text without control characters, got {value!r}")
+    return value
+
+
 def parse_status(value: str) -> int:
     text = value.strip()
     if not text.isdigit():
@@ -155,6 +178,9 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "from-to-www-redirect": parse_bool,
     "server-alias": parse_hosts,
     "app-root": parse_path,
+    "use-regex": parse_bool,
+    "rewrite-target": parse_rewrite_target,
+    "x-forwarded-prefix": parse_field_value,
     "canary": parse_bool,
     "canary-weight": parse_count,
     "canary-weight-total": parse_positive_count,
@@ -305,6 +331,17 @@ class IngressPolicy:
     app_root: str | None = None
     from_to_www: bool = False
     aliases: tuple[str, ...] = ()
+    use_regex: bool = False
+    rewrite_target: str | None = None
+    forwarded_prefix: str | None = None  # sent only with a rewrite, as ingress-nginx
+
+    def rewrites(self, path: str) -> bool:
+        """ingress-nginx's needsRewrite: a target that differs from the location's path."""
+        return self.rewrite_target is not None and self.rewrite_target != path
+
+    def regex_location(self, path: str) -> bool:
+        """Whether this path is a regex location (and makes its whole host use regexes)."""
+        return self.use_regex or self.rewrites(path)
 
 
 DEFAULT_POLICY = IngressPolicy()
@@ -461,6 +498,9 @@ def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
         app_root=values.get("app-root"),
         from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),
         aliases=_get(values, "server-alias", parse_hosts, ()),
+        use_regex=_get(values, "use-regex", parse_bool, False),
+        rewrite_target=values.get("rewrite-target") or None,
+        forwarded_prefix=values.get("x-forwarded-prefix") or None,
     )
 
 

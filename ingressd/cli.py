@@ -12,11 +12,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from . import __version__
 from .errors import ConfigError
 from .logs import LOG_FORMAT
-from .report import render_text
+from .report import render_annotations, render_text
+from .routes import RouteTable
 
 logger = logging.getLogger("ingressd")
 
@@ -72,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--check", action="store_true", help="validate, print the compiled route table and exit"
+    )
+    parser.add_argument(
+        "--explain",
+        metavar="URL",
+        help="with --check: which rule, steps and upstream request a GET of URL would get",
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="with --explain: a request header (repeatable), e.g. a canary header or Cookie",
     )
     parser.add_argument("--http", type=_address, default=("0.0.0.0", 8080), metavar="HOST:PORT")
     parser.add_argument("--https", type=_address, default=("0.0.0.0", 8443), metavar="HOST:PORT")
@@ -135,18 +149,42 @@ def check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        if exc.warnings:  # found on the way: the user fixing the errors wants them too
+            _print_warnings(exc.warnings, sys.stderr)
         print(f"{len(exc.problems)} error(s); configuration rejected", file=sys.stderr)
         return 1
+    if args.explain is not None:
+        return _explain(args, runtime.table)
     print(render_text(runtime.table, runtime.certs))
-    print(f"Warnings: {len(runtime.warnings)}")
-    for warning in runtime.warnings:
-        print(f"  {warning}")
+    print(render_annotations(runtime.config.ingresses))
+    _print_warnings(runtime.warnings, sys.stdout)
     return 0
+
+
+def _explain(args: argparse.Namespace, table: RouteTable) -> int:
+    from .explain import ExplainError, explain, parse_request
+
+    try:
+        head, secure = parse_request(args.explain, args.header)
+    except ExplainError as exc:
+        print(f"--explain: {exc}", file=sys.stderr)
+        return 2
+    https_port = args.https_redirect_port or (args.https[1] if args.https else 443)
+    print(explain(table, head, secure, https_port))
+    return 0
+
+
+def _print_warnings(warnings: Sequence[str], out: TextIO) -> None:
+    print(f"Warnings: {len(warnings)}", file=out)
+    for warning in warnings:
+        print(f"  {warning}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    if args.explain is not None and not args.check:
+        build_parser().error("--explain needs --check")
     if args.check:
         return check(args)
     from .server import run

@@ -75,7 +75,7 @@ def load_config(paths: Sequence[str], *, certs_dir: str | None = None) -> Config
             certs_dir = os.path.join(first or ".", "certs")
         builder.add_certs_dir_secrets(certs_dir)
         if builder.errors:
-            raise ConfigError(builder.errors)
+            raise ConfigError(builder.errors, builder.warnings)
         return builder.build(tuple(files), digest)
 
 

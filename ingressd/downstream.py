@@ -323,11 +323,11 @@ class ClientConnection(asyncio.BaseProtocol):
             out, self._out = self._out, []
             send(self.transport, out)
 
-    def https_by_proxy(self, headers: http1.Headers) -> bool:
+    def https_by_proxy(self, head: RequestHead) -> bool:
         """A trusted proxy in front terminated TLS (no http→https redirect then)."""
         if self.trusted is None:
-            return False
-        return any(n == b"x-forwarded-proto" and v.lower() == b"https" for n, v in headers)
+            return False  # before the fields are split: most connections stop here
+        return any(n == b"x-forwarded-proto" and v.lower() == b"https" for n, v in head.headers)
 
     def pause_for_upstream(self) -> None:
         self._pause(_PAUSE_UPSTREAM)

@@ -9,6 +9,7 @@ at the boundary with ``raise ... from exc``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 
 class Source(enum.Enum):
@@ -72,8 +73,12 @@ class NoEndpoint(IngressError):
 
 
 class ConfigError(IngressError):
-    """One or more problems in the configuration files; see `problems`."""
+    """One or more problems in the configuration files; see `problems`.
 
-    def __init__(self, problems: list[str]) -> None:
+    `warnings` are those found on the way: a user fixing the errors reads them too.
+    """
+
+    def __init__(self, problems: list[str], warnings: Sequence[str] = ()) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.warnings = tuple(warnings)

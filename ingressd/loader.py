@@ -67,7 +67,7 @@ def load_in_child(paths: Sequence[str], *, certs_dir: str | None = None) -> Conf
 
 
 def run_child(paths: Sequence[str], *, certs_dir: str | None = None) -> bytes:
-    """The child's pickled answer: a `Config`, or the list of problems."""
+    """The child's pickled answer: a `Config`, or the problems and warnings."""
     request = {"paths": list(paths), "certs_dir": certs_dir, "log_level": logging.root.level}
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(
@@ -109,7 +109,8 @@ def _unpickle(pickled: bytes) -> Config:
     outcome = pickle.loads(pickled)
     if isinstance(outcome, Config):
         return outcome
-    raise ConfigError(outcome)
+    problems, warnings = outcome
+    raise ConfigError(problems, warnings)
 
 
 def _describe(status: int) -> str:
@@ -141,11 +142,11 @@ def _child() -> int:
     request = json.loads(sys.stdin.buffer.readline())
     threading.Thread(target=_exit_when_orphaned, daemon=True).start()
     logging.basicConfig(level=request["log_level"], format=LOG_FORMAT)
-    outcome: Config | list[str]
+    outcome: Config | tuple[list[str], tuple[str, ...]]
     try:
         outcome = load_config(request["paths"], certs_dir=request["certs_dir"])
     except ConfigError as exc:
-        outcome = list(exc.problems)
+        outcome = (list(exc.problems), exc.warnings)
     except Exception:  # a bug: its traceback on stderr, and the server keeps serving
         traceback.print_exc()
         return 1

@@ -41,6 +41,15 @@ class Request(NamedTuple):
     https_port: int  # the port written in https redirects
 
 
+def local_answer(steps: tuple[Step, ...], request: Request) -> Answer | None:
+    """The first answer of a route's request steps, if one answers."""
+    for step in steps:
+        answer = step(request)
+        if answer is not None:
+            return answer
+    return None
+
+
 class Step(Protocol):
     def __call__(self, request: Request) -> Answer | None: ...
 
@@ -158,6 +167,14 @@ class CanaryRule:
 
     def serves(self, head: RequestHead) -> bool:
         """Whether the canary serves this request."""
+        decided = self.decide(head)
+        if decided is not None:
+            return decided
+        # P = weight/total, as math.random(total) <= weight; no allocation per request.
+        return random.random() * self.weight_total < self.weight
+
+    def decide(self, head: RequestHead) -> bool | None:
+        """The header's or the cookie's verdict; None: the weight decides."""
         if self.header is not None:
             value = head.value(self.header)
             if value is not None:
@@ -177,8 +194,7 @@ class CanaryRule:
                 return True
             if value == b"never":
                 return False
-        # P = weight/total, as math.random(total) <= weight; no allocation per request.
-        return random.random() * self.weight_total < self.weight
+        return None
 
     def describe(self) -> str:
         """The rule in words, for --check and --explain."""
@@ -205,3 +221,53 @@ class Canary:
     ingress: ObjectRef
     rule: CanaryRule
     labels: tuple[str, str, str, str]  # (namespace, ingress, service, "true"): metrics
+
+
+# --- the rewrite: the path the backend receives ---------------------------------------
+
+_CAPTURE = re.compile(r"\$(?:(\d)|\{(\d)\})")
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """rewrite-target, as nginx's ``rewrite "(?i)PATH" TARGET break``.
+
+    The route's path regex is searched in the routing path (nginx's $uri); its
+    captures fill $1..$9 of the target, parsed once into literal text and group
+    numbers.  The query is kept: appended with ``?``, or with ``&`` when the target
+    has a query of its own.
+    """
+
+    pattern: re.Pattern[str]
+    parts: tuple[str | int, ...]
+    target: str
+
+    @classmethod
+    def compile(cls, path: str, target: str) -> Rewrite:
+        """`re.error` when Python cannot compile the path."""
+        parts: list[str | int] = []
+        position = 0
+        for match in _CAPTURE.finditer(target):
+            parts.append(target[position : match.start()])
+            parts.append(int(match.group(1) or match.group(2)))
+            position = match.end()
+        parts.append(target[position:])
+        return cls(re.compile(path, re.IGNORECASE), tuple(p for p in parts if p != ""), target)
+
+    def apply(self, path: str, forward_target: bytes) -> bytes:
+        """The request target for the backend."""
+        match = self.pattern.search(path)
+        if match is None:
+            return forward_target
+        groups = (match.group(0), *match.groups())
+        text = []
+        for part in self.parts:
+            if isinstance(part, str):
+                text.append(part)
+            elif part < len(groups):
+                text.append(groups[part] or "")  # a group that took no part: empty, as nginx
+        rewritten = "".join(text).encode("latin-1")
+        query = forward_target.partition(b"?")[2]
+        if not query:
+            return rewritten
+        return rewritten + (b"&" if b"?" in rewritten else b"?") + query

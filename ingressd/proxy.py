@@ -35,7 +35,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .policy import Answer, Request
+from .policy import Answer, Request, local_answer
 from .pool import EndpointPool, UpstreamConnection
 from .routes import NO_ROUTE_LABELS, Backend, Endpoint, Route, normalize_path
 
@@ -177,7 +177,10 @@ class Exchange:
         self.backend = backend
         if not backend.endpoints:
             raise NoEndpoint(f"{backend.key}: {backend.problem}")
-        self.head_bytes = self._upstream_head(target)
+        if route.rewrite is not None:
+            rewritten = route.rewrite.apply(path, target.forward_target)
+            target = target._replace(forward_target=rewritten)
+        self.head_bytes = self._upstream_head(route, target)
         if head.expect_continue and not self.request_complete:
             client.write(_CONTINUE)
         self._connect_next()
@@ -185,18 +188,16 @@ class Exchange:
     def _local_answer(self, route: Route, target: http1.Target, path: str) -> Answer | None:
         """The first answer of the route's request steps, if one answers."""
         client = self.client
-        secure = client.listener.scheme != b"http" or client.https_by_proxy(self.head.headers)
+        secure = client.listener.scheme != b"http" or client.https_by_proxy(self.head)
         port = client.server.settings.https_redirect_port or client.server.https_port
-        request = Request(self.head, target, path, secure, port)
-        for step in route.steps:
-            answer = step(request)
-            if answer is not None:
-                return answer
-        return None
+        return local_answer(route.steps, Request(self.head, target, path, secure, port))
 
-    def _upstream_head(self, target: http1.Target) -> bytes:
+    def _upstream_head(self, route: Route, target: http1.Target) -> bytes:
         """The request head for the backend, built as bytes in one pass over the fields."""
         head = self.head
+        connection = head.connection
+        if route.replaced_fields:  # removed like the fields Connection names
+            connection = (*connection, *route.replaced_fields)
         client = self.client
         host = target.host_header
         if client.trusted is None:
@@ -210,7 +211,7 @@ class Exchange:
             )
         parts = [
             head.method, b" ", target.forward_target, b" HTTP/1.1\r\nhost: ", host,
-            http1.upstream_fields(head.fields, head.connection), forwarded,
+            http1.upstream_fields(head.fields, connection), forwarded, route.upstream_lines,
             b"x-request-id: ", self.request_id, b"\r\n",
         ]  # fmt: skip
         if head.framing is _BY_LENGTH:

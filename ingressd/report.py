@@ -6,13 +6,15 @@ Owns: the rows of the table and their text rendering.  Pure.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from .annotations import PREFIX, Verdict, check
 from .balancer import PassiveHealth
-from .routes import Backend, Endpoint, Route, RouteTable
+from .model import Ingress
+from .routes import Backend, Endpoint, RegexVirtualHost, Route, RouteTable
 from .tls import Certificate, CertificateStore
 
 if TYPE_CHECKING:
@@ -45,10 +47,14 @@ def _endpoints(backend: Backend) -> str:
 def rows(table: RouteTable) -> Iterator[Row]:
     for vhost in table.virtual_hosts():
         host = vhost.name or "*"
+        regex = isinstance(vhost, RegexVirtualHost)
         ordered = sorted(vhost.routes(), key=lambda r: (r.path or "", r.path_type is None))
+        if regex:  # in the order they are tried
+            ordered = list(vhost.routes())
         for route in ordered:
             assert route.path is not None and route.path_type is not None
-            yield Row(host, route.path, route.path_type.value, route)
+            kind = f"{route.path_type.value} (regex)" if regex else route.path_type.value
+            yield Row(host, route.path, kind, route)
         if vhost.default is not None:
             yield Row(host, "(default)", "defaultBackend", vhost.default)
     if table.catch_all is not None:
@@ -61,7 +67,10 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
     table_rows = list(rows(table))
     lines.append(f"Routes: {len(table_rows)}")
     for row in table_rows:
-        steps = "; ".join(step.describe() for step in row.route.steps)
+        described = [step.describe() for step in row.route.steps]
+        if row.route.rewrite is not None:
+            described.append(f"rewrite → {row.route.rewrite.target}")
+        steps = "; ".join(described)
         flags = f" ({steps})" if steps else ""
         canary = row.route.canary
         if canary is not None:
@@ -96,6 +105,39 @@ def render_text(table: RouteTable, certs: CertificateStore | None = None) -> str
     return "\n".join(lines)
 
 
+# The report's short reasons; "honoured" and "invalid value" say their own.
+_REASONS = {
+    Verdict.FAIL_CLOSED: "its routes answer 503 rather than serve without it",
+    Verdict.IGNORED: "",
+    Verdict.CANARY_IGNORED: "canary traffic gets the main Ingress's policy",
+    Verdict.NOT_CANARY: 'the Ingress does not say canary: "true"',
+    Verdict.REFUSED: "ingressd runs no user-supplied configuration code",
+    Verdict.UNKNOWN: "ingress-nginx has no such annotation",
+}
+
+
+def render_annotations(ingresses: Sequence[Ingress]) -> str:
+    """The migration report: per Ingress, every ingress-nginx annotation and its verdict."""
+    lines = [f"Annotations ({PREFIX}*), per Ingress:"]
+    width = max(len(verdict.value) for verdict in Verdict)
+    for ingress in sorted(ingresses, key=lambda i: i.ref):
+        findings = check(ingress.annotations)
+        if not findings:
+            continue
+        lines.append(f"  Ingress {ingress.ref}  ({ingress.origin})")
+        values = dict(ingress.annotations)
+        for finding in findings:
+            name = finding.key.removeprefix(PREFIX)
+            reason = _REASONS.get(finding.verdict, finding.message)
+            why = "" if reason in ("", finding.verdict.value) else f"  ({reason})"
+            lines.append(
+                f"    {finding.verdict.value:<{width}}  {name}: {values[finding.key]}{why}"
+            )
+    if len(lines) == 1:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
 def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
     """``/routes``: the compiled table, endpoint health, TLS hosts, config hash and load time."""
     down = set(health.down(now))
@@ -116,6 +158,7 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
                 "https_redirect": row.route.https_redirect,
                 "fail_closed_by": list(row.route.policy.closed_by),
                 "steps": [step.describe() for step in row.route.steps],
+                "rewrite": row.route.rewrite.target if row.route.rewrite else None,
                 "endpoints": [
                     {"address": str(e), "state": "down" if e in down else "up"}
                     for e in row.route.backend.endpoints

@@ -17,6 +17,7 @@ from datetime import UTC
 from typing import Final
 
 from .annotations import IngressPolicy, canary_rule, policy_of
+from .errors import ConfigError
 from .gcpause import gc_paused
 from .model import (
     Config,
@@ -35,6 +36,7 @@ from .policy import (
     Canary,
     CanaryRule,
     HttpsRedirect,
+    Rewrite,
     Step,
     WwwRedirect,
     fail_closed,
@@ -83,9 +85,13 @@ class Route:
     backend: Backend
     policy: IngressPolicy
     labels: tuple[str, str, str, str]  # (namespace, ingress, service, "false"): metrics
+    origin: Origin | None = None  # FILE:LINE of the path (or of the Ingress)
     https_redirect: bool = False
     steps: tuple[Step, ...] = ()
     canary: Canary | None = None
+    rewrite: Rewrite | None = None
+    upstream_lines: bytes = b""  # extra request field lines, rendered once (CRLF-ended)
+    replaced_fields: tuple[bytes, ...] = ()  # the client's fields that `upstream_lines` replace
 
 
 NO_ROUTE_LABELS = ("", "", "", "")  # the metric labels of a request no route took
@@ -140,17 +146,40 @@ class VirtualHost:
 
 
 @dataclass(frozen=True, slots=True)
+class RegexVirtualHost:
+    """A host where an Ingress uses use-regex or rewrite-target: as ingress-nginx, every
+    path of the host, from every Ingress, is a case-insensitive regex anchored at the
+    start, tried longest path string first; the first that matches wins."""
+
+    name: str | None
+    locations: tuple[tuple[re.Pattern[str], Route], ...]
+    default: Route | None
+
+    def match(self, path: str) -> Route | None:
+        for pattern, route in self.locations:
+            if pattern.search(path) is not None:
+                return route
+        return self.default
+
+    def routes(self) -> Iterator[Route]:
+        yield from dict.fromkeys(route for _, route in self.locations)
+
+
+@dataclass(frozen=True, slots=True)
 class TLSHost:
     host: str
     secret: ObjectRef
     ingress: ObjectRef
 
 
+AnyHost = VirtualHost | RegexVirtualHost
+
+
 @dataclass(frozen=True, slots=True)
 class RouteTable:
-    hosts: dict[str, VirtualHost] = field(default_factory=dict)
-    wildcards: dict[str, VirtualHost] = field(default_factory=dict)  # "foo.com" for *.foo.com
-    no_host: VirtualHost | None = None
+    hosts: dict[str, AnyHost] = field(default_factory=dict)
+    wildcards: dict[str, AnyHost] = field(default_factory=dict)  # "foo.com" for *.foo.com
+    no_host: AnyHost | None = None
     catch_all: Route | None = None
     tls_hosts: tuple[TLSHost, ...] = ()
     ingresses: tuple[ObjectRef, ...] = ()  # the Ingresses served (after class filtering)
@@ -170,7 +199,7 @@ class RouteTable:
         route = vhost.match(path)
         return route if route is not None else self.catch_all
 
-    def virtual_hosts(self) -> Iterator[VirtualHost]:
+    def virtual_hosts(self) -> Iterator[AnyHost]:
         """Each virtual host once (not again under its server-alias names)."""
         yield from (v for k, v in sorted(self.hosts.items()) if v.name == k)
         yield from (v for k, v in sorted(self.wildcards.items()) if v.name == f"*.{k}")
@@ -292,8 +321,30 @@ class _VHostBuilder:
         self.prefixes = _Node()
         self.default: Route | None = None
 
-    def build(self) -> VirtualHost:
-        return VirtualHost(self.name, self.exact, self.prefixes, self.default)
+    def build(self, problems: list[str], warnings: list[str]) -> AnyHost:
+        """The host as a table: segment trie, or ingress-nginx's regex list when any of
+        its paths is a regex location (a path regex Python cannot compile: `problems`)."""
+        plain = VirtualHost(self.name, self.exact, self.prefixes, self.default)
+        routes = list(plain.routes())
+        regex = [r for r in routes if r.path is not None and r.policy.regex_location(r.path)]
+        if not regex:
+            return plain
+        changed = [r for r in routes if r not in regex or r.path_type is PathType.EXACT]
+        if changed:
+            warnings.append(_regex_warning(self.name, regex[0], changed))
+        locations = []
+        for path, route in _regex_locations(routes):
+            try:
+                locations.append((re.compile("^" + path, re.IGNORECASE), route))
+            except re.error as exc:
+                problem = (
+                    f"{route.origin}: Ingress {route.ingress}: path {route.path!r} is a regular "
+                    f"expression on host {self.name or '*'} (use-regex or rewrite-target there), "
+                    f"and Python's re cannot compile it: {exc}"
+                )
+                if problem not in problems:  # a Prefix path may be two locations
+                    problems.append(problem)
+        return RegexVirtualHost(self.name, tuple(locations), self.default)
 
     def _node(self, item: IngressPath) -> _Node:
         node = self.prefixes
@@ -321,6 +372,7 @@ class _Compiler:
             self.endpoints.setdefault(group.service, []).append(group)
         self.backends: dict[tuple[str, ServiceBackend], Backend] = {}
         self.warnings: list[str] = []
+        self.problems: list[str] = []
         self.vhosts: dict[str | None, _VHostBuilder] = {}
         self.owners: dict[tuple[str | None, str, object], Ingress] = {}
         self.placed: dict[tuple[str | None, str, PathType], _VHostBuilder] = {}
@@ -382,27 +434,28 @@ class _Compiler:
                     self.www.setdefault(host, ingress)
 
     def _table(self, catch_all: Route | None, ingresses: list[Ingress]) -> RouteTable:
-        hosts: dict[str, VirtualHost] = {}
-        wildcards: dict[str, VirtualHost] = {}
+        hosts: dict[str, AnyHost] = {}
+        wildcards: dict[str, AnyHost] = {}
         for name, builder in self.vhosts.items():
             if name is not None:
-                _add_host(hosts, wildcards, name, builder.build())
+                _add_host(hosts, wildcards, name, builder.build(self.problems, self.warnings))
         self._add_aliases(hosts, wildcards)
         self._add_www_redirects(hosts)
         no_host = self.vhosts.get(None)
+        no_host_table = no_host.build(self.problems, self.warnings) if no_host else None
+        if self.problems:
+            raise ConfigError(self.problems, self.warnings)
         return RouteTable(
             hosts=hosts,
             wildcards=wildcards,
-            no_host=no_host.build() if no_host else None,
+            no_host=no_host_table,
             catch_all=catch_all,
             tls_hosts=tuple(self.tls[h] for h in sorted(self.tls)),
             ingresses=tuple(i.ref for i in ingresses),
             warnings=tuple(self.warnings),
         )
 
-    def _add_aliases(
-        self, hosts: dict[str, VirtualHost], wildcards: dict[str, VirtualHost]
-    ) -> None:
+    def _add_aliases(self, hosts: dict[str, AnyHost], wildcards: dict[str, AnyHost]) -> None:
         """server-alias: more names for a host, unless another Ingress serves that name."""
         for host, (ingress, aliases) in self.aliases.items():
             vhost = _lookup(hosts, wildcards, host)
@@ -424,7 +477,7 @@ class _Compiler:
                 if tls is not None and alias not in self.tls:
                     self.tls[alias] = TLSHost(alias, tls.secret, tls.ingress)
 
-    def _add_www_redirects(self, hosts: dict[str, VirtualHost]) -> None:
+    def _add_www_redirects(self, hosts: dict[str, AnyHost]) -> None:
         """from-to-www-redirect: the host's www./bare twin answers 308 to the host."""
         for host, ingress in self.www.items():
             twin = host[4:] if host.startswith("www.") else f"www.{host}"
@@ -593,6 +646,7 @@ class _Compiler:
             steps.append(redirect_to(policy.redirect.code, policy.redirect.url))
         if redirect:
             steps.append(HttpsRedirect())
+        rewrite, lines, replaced = _rewrite(item, policy)
         return Route(
             ingress=ingress.ref,
             host=host,
@@ -601,8 +655,12 @@ class _Compiler:
             backend=resolved,
             policy=policy,
             labels=(ingress.ref.namespace, ingress.ref.name, resolved.service.name, "false"),
+            origin=item.origin if item else ingress.origin,
             https_redirect=redirect,
             steps=tuple(steps),
+            rewrite=rewrite,
+            upstream_lines=lines,
+            replaced_fields=replaced,
         )
 
     def _backend(self, ingress: Ingress, ref: ServiceBackend) -> Backend:
@@ -636,8 +694,64 @@ class _Compiler:
         return Backend(service_ref, ref.port, endpoints)
 
 
+def _rewrite(
+    item: IngressPath | None, policy: IngressPolicy
+) -> tuple[Rewrite | None, bytes, tuple[bytes, ...]]:
+    """rewrite-target on this path, and the X-Forwarded-Prefix line that goes with it."""
+    if item is None or policy.rewrite_target is None or not policy.rewrites(item.path):
+        return None, b"", ()
+    try:
+        rewrite = Rewrite.compile(item.path, policy.rewrite_target)
+    except re.error:
+        return None, b"", ()  # the host's regex table names the path (`build`)
+    if policy.forwarded_prefix is None:
+        return rewrite, b"", ()
+    line = b"x-forwarded-prefix: " + policy.forwarded_prefix.encode() + b"\r\n"
+    return rewrite, line, (b"x-forwarded-prefix",)
+
+
+def _regex_locations(routes: list[Route]) -> list[tuple[str, Route]]:
+    """ingress-nginx's locations of a regex host (updateServerLocations), in nginx's order.
+
+    A Prefix path of an Ingress without regex becomes ``path/`` plus, unless an Exact
+    location has that path, ``path`` itself; every other path stays as written.  The
+    locations are sorted by path, then (stable) by length, both descending.
+    """
+    exact = {r.path for r in routes if r.path_type is PathType.EXACT}
+    locations: list[tuple[str, Route]] = []
+    for route in routes:
+        path = route.path
+        assert path is not None
+        if (
+            route.path_type is not PathType.PREFIX
+            or path == "/"
+            or route.policy.regex_location(path)
+        ):
+            locations.append((path, route))
+            continue
+        locations.append((path if path.endswith("/") else path + "/", route))
+        if path not in exact:
+            locations.append((path, route))
+    locations.sort(key=lambda location: location[0], reverse=True)
+    locations.sort(key=lambda location: len(location[0]), reverse=True)
+    return locations
+
+
+def _regex_warning(host: str | None, cause: Route, changed: list[Route]) -> str:
+    named = ", ".join(
+        f"{r.path} ({r.path_type.value if r.path_type else ''}, Ingress {r.ingress})"
+        for r in changed
+    )
+    return (
+        f"{cause.origin}: Ingress {cause.ingress}: use-regex/rewrite-target makes every path "
+        f"of host {host or '*'} a case-insensitive regex anchored at the start, tried longest "
+        f"first, as ingress-nginx does; these paths change meaning (a Prefix or Exact path "
+        f"also matches longer paths and other letter case): {named}"
+    )
+
+
 def _add_host(
-    hosts: dict[str, VirtualHost], wildcards: dict[str, VirtualHost], name: str, vhost: VirtualHost
+    hosts: dict[str, AnyHost], wildcards: dict[str, AnyHost], name: str, vhost: AnyHost
 ) -> None:
     if name.startswith("*."):
         wildcards[name[2:]] = vhost
@@ -645,9 +759,7 @@ def _add_host(
         hosts[name] = vhost
 
 
-def _lookup(
-    hosts: dict[str, VirtualHost], wildcards: dict[str, VirtualHost], name: str
-) -> VirtualHost | None:
+def _lookup(hosts: dict[str, AnyHost], wildcards: dict[str, AnyHost], name: str) -> AnyHost | None:
     return wildcards.get(name[2:]) if name.startswith("*.") else hosts.get(name)
 
 

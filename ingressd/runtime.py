@@ -65,10 +65,13 @@ def build_runtime(settings: Settings, default_certificate: Certificate | None) -
 def _assemble(
     config: Config, settings: Settings, default_certificate: Certificate | None
 ) -> Runtime:
-    table = compile_routes(config, ingress_class=settings.ingress_class)
+    try:
+        table = compile_routes(config, ingress_class=settings.ingress_class)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, (*config.warnings, *exc.warnings)) from None
     certs = build_store(table.tls_hosts, config.secrets, default_certificate)
     if certs.errors:
-        raise ConfigError(certs.errors)
+        raise ConfigError(certs.errors, (*config.warnings, *table.warnings, *certs.warnings))
     backends = list(table.backends())
     balancers = {id(b): RoundRobin(b.endpoints) for b in backends}
     endpoints = frozenset(e for b in backends for e in b.endpoints)

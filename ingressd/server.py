@@ -227,6 +227,8 @@ class ProxyServer:
             if isinstance(outcome, ConfigError):
                 for problem in outcome.problems:
                     logger.error("reload: %s", problem)
+                for warning in outcome.warnings:
+                    logger.warning("reload: %s", warning)
                 count = len(outcome.problems)
             else:
                 logger.error("reload: unexpected error", exc_info=outcome)
@@ -371,6 +373,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} error(s); not starting", file=sys.stderr)
+        for warning in exc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         return 1
     for warning in runtime.warnings:
         logger.warning("%s", warning)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ingressd.annotations import DEFAULT_POLICY, PREFIX, Verdict, check, policy_of
+from ingressd.model import Ingress, ObjectRef, Origin
+from ingressd.report import render_annotations
 
 
 def verdicts(**values: str) -> dict[str, Verdict]:
@@ -88,3 +90,47 @@ def test_backend_protocol_outside_ingress_nginx_values_is_an_error() -> None:
 def test_an_ingress_without_annotations_shares_the_default_policy() -> None:
     assert policy_of([]) is DEFAULT_POLICY
     assert policy_of([(PREFIX + "proxy-buffering", "off")]) is DEFAULT_POLICY
+
+
+def test_the_migration_report_gives_every_annotation_its_verdict_on_its_own_line() -> None:
+    main = Ingress(
+        ObjectRef("shop", "web"),
+        Origin("shop.yaml", 1),
+        annotations=(
+            (PREFIX + "proxy-body-size", "8m"),
+            (PREFIX + "permanent-redirect-code", "399"),
+            (PREFIX + "auth-url", "http://auth/check"),
+            (PREFIX + "proxy-buffering", "off"),
+            (PREFIX + "server-snippet", "return 200;"),
+            (PREFIX + "proxy-bodysize", "8m"),
+            (PREFIX + "canary-weight", "10"),
+            ("example.com/team", "a"),
+        ),
+    )
+    canary = Ingress(
+        ObjectRef("shop", "web-canary"),
+        Origin("shop.yaml", 30),
+        annotations=((PREFIX + "canary", "true"), (PREFIX + "proxy-read-timeout", "5")),
+    )
+    quiet = Ingress(ObjectRef("shop", "quiet"), Origin("shop.yaml", 60))
+    lines = render_annotations([canary, quiet, main]).splitlines()
+    assert lines[0] == f"Annotations ({PREFIX}*), per Ingress:"
+    assert lines[1] == "  Ingress shop/web  (shop.yaml:1)"
+    text = "\n".join(lines)
+    expected = [
+        ("honoured", "proxy-body-size: 8m", ""),
+        ("honoured", "permanent-redirect-code: 399", "ingress-nginx answers 301"),
+        ("not supported, fail closed", "auth-url: http://auth/check", "answer 503"),
+        ("not supported, ignored", "proxy-buffering: off", ""),
+        ("refused", "server-snippet: return 200;", "no user-supplied configuration"),
+        ("unknown", "proxy-bodysize: 8m", "ingress-nginx has no such annotation"),
+        ("ignored, not a canary Ingress", "canary-weight: 10", 'canary: "true"'),
+        ("ignored, canary Ingress", "proxy-read-timeout: 5", "main Ingress's policy"),
+        ("honoured", "canary: true", ""),
+    ]
+    for verdict, annotation, reason in expected:
+        (line,) = [line for line in lines if f"  {annotation}" in line]
+        assert line.strip().startswith(verdict + " "), line
+        assert reason in line, line
+    assert "example.com/team" not in text
+    assert "shop/quiet" not in text  # no annotation: nothing to report

@@ -695,6 +695,22 @@ def test_check_prints_every_error_and_exits_1(capsys: pytest.CaptureFixture[str]
     assert "Routes:" not in captured.out
 
 
+def test_check_prints_the_warnings_even_when_there_are_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prefix = "nginx.ingress.kubernetes.io/"
+    typo = kube.ingress("typo", default=("web", 80), annotations={prefix + "proxy-bodysize": "1m"})
+    bad = kube.ingress("bad", default=("web", 80), annotations={prefix + "canary-weight": "x"})
+    config = tmp_path / "mixed.yaml"
+    config.write_text(kube.dump(typo, bad))
+    assert main(["--check", "--config", str(config)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert "Ingress default/bad" in errors[0] and "canary-weight" in errors[0]
+    assert errors[1] == "Warnings: 1"
+    assert "Ingress default/typo" in errors[2] and "unknown annotation" in errors[2]
+    assert errors[-1] == "1 error(s); configuration rejected"
+
+
 def test_check_with_ingress_class_lists_only_the_chosen_ingresses(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -730,3 +746,62 @@ def test_check_runs_as_a_real_command(command: list[str]) -> None:
     )
     assert broken.returncode == 1
     assert f"{BROKEN}:13: Ingress web/blog: spec.rules[0].host" in broken.stderr
+
+
+# --- canaries and regex hosts (policy attached at compile time) --------------------------
+
+CANARY = {"nginx.ingress.kubernetes.io/canary": "true"}
+
+
+def test_the_oldest_canary_attaches_and_the_others_are_named(compile_yaml: CompileYaml) -> None:
+    main_rule = kube.rule("app.test", kube.path("/", "main"))
+    table = compile_yaml(
+        kube.ingress("main", main_rule, created="2026-01-03T00:00:00Z"),
+        kube.ingress("second", kube.rule("app.test", kube.path("/", "two")),
+                     annotations=CANARY, created="2026-01-02T00:00:00Z"),
+        kube.ingress("first", kube.rule("app.test", kube.path("/", "one")),
+                     annotations=CANARY, created="2026-01-01T00:00:00Z"),
+        kube.ingress("other", kube.rule("other.test", kube.path("/", "main"))),
+        kube.ingress("same", kube.rule("other.test", kube.path("/", "main")),
+                     annotations=CANARY, created="2026-01-04T00:00:00Z"),
+    )  # fmt: skip
+    route = table.match("app.test", "/x")
+    assert route is not None and route.ingress == ObjectRef("default", "main")
+    assert route.canary is not None and route.canary.ingress == ObjectRef("default", "first")
+    assert route.canary.labels == ("default", "first", "one", "true")
+    warnings = "\n".join(table.warnings)
+    assert "Ingress default/second: canary for host app.test path / (Prefix): Ingress " in warnings
+    assert "default/first is already its canary" in warnings
+    assert (
+        "Ingress default/same: canary for host other.test path / (Prefix): its service" in warnings
+    )
+    other = table.match("other.test", "/")
+    assert other is not None and other.canary is None
+    # Every backend, canary ones included, gets a balancer.
+    assert {b.service.name for b in table.backends()} == {"main", "one"}
+
+
+def test_a_regex_host_tries_ingress_nginx_locations_longest_first(
+    compile_yaml: CompileYaml,
+) -> None:
+    regex = {"nginx.ingress.kubernetes.io/use-regex": "true"}
+    table = compile_yaml(
+        kube.ingress("regex", kube.rule("r.test", kube.path("/v[0-9]/.*", "api",
+                                                            path_type="ImplementationSpecific")),
+                     annotations=regex),
+        kube.ingress("plain", kube.rule("r.test", kube.path("/docs", "docs"),
+                                        kube.path("/", "root"))),
+    )  # fmt: skip
+    expect = {
+        "/v1/items": "api",
+        "/V2/x": "api",
+        "/docs": "docs",  # the exact location ingress-nginx adds for a Prefix path
+        "/docs/a": "docs",  # its /docs/ location
+        "/docsy": "docs",  # and what the regex ^/docs also takes
+        "/DOCS": "docs",
+        "/v1": "root",
+        "/": "root",
+    }
+    for path, service in expect.items():
+        route = table.match("r.test", path)
+        assert route is not None and route.backend.service.name == service, path
