@@ -168,6 +168,7 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "proxy-connect-timeout": parse_seconds,
     "proxy-read-timeout": parse_seconds,
     "proxy-send-timeout": parse_seconds,
+    "proxy-next-upstream-tries": parse_count,  # 0: as many as there are endpoints
     "ssl-redirect": parse_bool,
     "force-ssl-redirect": parse_bool,
     "backend-protocol": parse_backend_protocol,  # HTTP honoured; the others fail closed
@@ -323,6 +324,7 @@ class IngressPolicy:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     send_timeout: float = 60.0
+    next_upstream_tries: int = 3  # endpoints tried per request; 0: no limit but the endpoints
     ssl_redirect: bool = True
     force_ssl_redirect: bool = False
     # Annotations that make every route of the Ingress answer 503 (see FAIL_CLOSED).
@@ -489,6 +491,9 @@ def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
         ),
         read_timeout=_get(values, "proxy-read-timeout", parse_seconds, DEFAULT_POLICY.read_timeout),
         send_timeout=_get(values, "proxy-send-timeout", parse_seconds, DEFAULT_POLICY.send_timeout),
+        next_upstream_tries=_get(
+            values, "proxy-next-upstream-tries", parse_count, DEFAULT_POLICY.next_upstream_tries
+        ),
         ssl_redirect=_get(values, "ssl-redirect", parse_bool, DEFAULT_POLICY.ssl_redirect),
         force_ssl_redirect=_get(
             values, "force-ssl-redirect", parse_bool, DEFAULT_POLICY.force_ssl_redirect

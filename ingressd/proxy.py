@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 _NO_BODY, _BY_LENGTH, _CHUNKED, _UNTIL_CLOSE = Framing
 
-MAX_TRIES = 3
 _PENDING_LIMIT = 64 * 1024  # request bytes buffered while connecting
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -263,7 +262,9 @@ class Exchange:
     def _retry_or_fail(self, exc: IngressError) -> None:
         if self.phase is not _CONNECTING:
             return
-        if len(self.tried) < MAX_TRIES and self.body_sent == 0:
+        assert self.route is not None
+        tries = self.route.policy.next_upstream_tries
+        if (tries == 0 or len(self.tried) < tries) and self.body_sent == 0:
             try:
                 self._connect_next()
             except IngressError:

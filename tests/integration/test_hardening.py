@@ -267,6 +267,25 @@ async def test_refused_endpoint_is_retried_on_the_live_one(
     assert backend.requests == 12
 
 
+@pytest.mark.parametrize(("tries", "status"), [("1", 502), (None, 502), ("4", 200), ("0", 200)])
+async def test_proxy_next_upstream_tries_bounds_the_endpoints_tried(
+    backends: StartBackend, ingressd: StartIngressd, tries: str | None, status: int
+) -> None:
+    """Three refusing endpoints before the live one: the default (3) and 1 give up with 502,
+    4 and 0 (no limit but the endpoints) reach the live one."""
+    backend = await backends()
+    annotations = (
+        {} if tries is None else {"nginx.ingress.kubernetes.io/proxy-next-upstream-tries": tries}
+    )
+    proxy = await ingressd(
+        app(dead_port(), dead_port(), dead_port(), backend, annotations=annotations)
+    )
+    async with RawClient(proxy.ports["http"]) as raw:
+        await raw.send(get("first"))
+        assert (await raw.read_response()).status == status
+    assert backend.requests == (status == 200)
+
+
 # --------------------------------------------------------------------------- (e) client closes
 
 

@@ -735,6 +735,7 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("server-alias", "Alias.Example.com"),
         ("server-alias", "~^www\\d+\\.example\\.com$"),
         ("from-to-www-redirect", "yes"),
+        ("proxy-next-upstream-tries", "many"),
     ],
 )
 def test_bad_annotation_value_is_an_error_naming_its_line(
