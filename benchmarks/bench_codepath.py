@@ -52,7 +52,7 @@ spec:
   - host: bench.example
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: be, port: {number: 80}}}}]}
 """
-ROUTES = ("plain", "canary", "rewrite", "step")  # see policy_routes.py
+ROUTES = ("plain", "canary", *policy_routes.ANNOTATED)  # see policy_routes.py
 
 
 def config_for(route: str) -> str:
@@ -61,7 +61,7 @@ def config_for(route: str) -> str:
         return CONFIG + policy_routes.canary("bench.example", 9)
     if route == "plain":
         return CONFIG
-    path, kind, annotation = policy_routes.REWRITE if route == "rewrite" else policy_routes.STEP
+    path, kind, annotation = policy_routes.ANNOTATED[route]
     return CONFIG.replace(
         "metadata: {name: be}\nspec:\n  rules:",
         f"metadata:\n  name: be\n  annotations: {{{annotation}}}\nspec:\n  rules:",

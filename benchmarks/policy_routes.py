@@ -45,3 +45,11 @@ subsets: [{{addresses: [{{ip: 127.0.0.1}}], ports: [{{name: http, port: {port}}}
 # redirects "/" itself, and the benchmarks request other paths).
 REWRITE = ("'/(.*)'", "ImplementationSpecific", "nginx.ingress.kubernetes.io/rewrite-target: /$1")
 STEP = ("/", "Prefix", "nginx.ingress.kubernetes.io/app-root: /app")
+# A source range the benchmark client (127.0.0.1) passes, after one network it is not in.
+ALLOWLIST = (
+    "/",
+    "Prefix",
+    "nginx.ingress.kubernetes.io/allowlist-source-range: 10.0.0.0/8,127.0.0.0/8",
+)
+
+ANNOTATED = {"rewrite": REWRITE, "step": STEP, "allowlist": ALLOWLIST}

@@ -11,11 +11,13 @@ unknown name under the prefix is a warning, never silently ignored.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .model import ObjectRef
 from .policy import CanaryRule
 
 T = TypeVar("T")
@@ -132,6 +134,45 @@ def parse_field_value(value: str) -> str:
     return value
 
 
+def parse_auth_type(value: str) -> str:
+    if value not in ("basic", "digest"):
+        raise ValueError(f'expected "basic" or "digest", got {value!r}')
+    return value
+
+
+def parse_auth_secret_type(value: str) -> str:
+    if value not in ("auth-file", "auth-map"):
+        raise ValueError(f'expected "auth-file" or "auth-map", got {value!r}')
+    return value
+
+
+_SECRET_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def parse_secret_name(value: str) -> str:
+    """``name`` or ``namespace/name``, as Kubernetes names them."""
+    if _SECRET_NAME.match(value.strip()) is None:
+        raise ValueError(f"expected a Secret as name or namespace/name, got {value!r}")
+    return value.strip()
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_cidrs(value: str) -> tuple[Network, ...]:
+    """A comma-separated list of CIDRs or addresses (an address is a /32 or /128)."""
+    networks = []
+    for part in value.split(","):
+        text = part.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not an IP address or network ({exc})") from exc
+    return tuple(networks)
+
+
 def parse_status(value: str) -> int:
     text = value.strip()
     if not text.isdigit():
@@ -179,6 +220,13 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "from-to-www-redirect": parse_bool,
     "server-alias": parse_hosts,
     "app-root": parse_path,
+    "auth-type": parse_auth_type,  # basic honoured; digest fails closed
+    "auth-secret": parse_secret_name,
+    "auth-secret-type": parse_auth_secret_type,
+    "auth-realm": parse_field_value,
+    "allowlist-source-range": parse_cidrs,
+    "whitelist-source-range": parse_cidrs,
+    "denylist-source-range": parse_cidrs,
     "use-regex": parse_bool,
     "rewrite-target": parse_rewrite_target,
     "x-forwarded-prefix": parse_field_value,
@@ -190,6 +238,8 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "canary-by-header-pattern": parse_regex,
     "canary-by-cookie": parse_token,
 }
+
+_BASIC_AUTH_COMPANIONS = frozenset({"auth-secret", "auth-secret-type", "auth-realm"})
 
 # What a canary Ingress keeps of its own (ingress-nginx's docs): the rest of its
 # annotations are ignored, canary traffic gets the main Ingress's policy.
@@ -260,6 +310,10 @@ def _not_plain_http(value: str, _: Mapping[str, str]) -> bool:
     return value.strip().upper() != "HTTP"
 
 
+def _not_basic(value: str, _: Mapping[str, str]) -> bool:
+    return value.strip() != "basic"
+
+
 def _verifies_clients(value: str, values: Mapping[str, str]) -> bool:
     return _set(value, values) and values.get("auth-tls-verify-client", "on").strip() != "off"
 
@@ -268,10 +322,7 @@ def _verifies_clients(value: str, values: Mapping[str, str]) -> bool:
 # be spoken to (SPEC §6 "Never served open"): when the value turns the check on, serving
 # without it would be open, so the Ingress's routes answer 503 instead (fail closed).
 FAIL_CLOSED: dict[str, Callable[[str, Mapping[str, str]], bool]] = {
-    "allowlist-source-range": _set,
-    "whitelist-source-range": _set,
-    "denylist-source-range": _set,
-    "auth-type": _set,
+    "auth-type": _not_basic,
     "auth-url": _set,
     "auth-tls-secret": _verifies_clients,
     "limit-rps": _positive,
@@ -317,6 +368,15 @@ class Redirect:
 
 
 @dataclass(frozen=True, slots=True)
+class BasicAuth:
+    """auth-type: basic: the users' Secret (resolved by the compiler) and the realm."""
+
+    secret: ObjectRef
+    secret_type: str  # "auth-file" (htpasswd lines in key "auth") or "auth-map"
+    realm: str
+
+
+@dataclass(frozen=True, slots=True)
 class IngressPolicy:
     """Per-Ingress proxy settings; the defaults are SPEC §4's."""
 
@@ -333,6 +393,9 @@ class IngressPolicy:
     app_root: str | None = None
     from_to_www: bool = False
     aliases: tuple[str, ...] = ()
+    basic_auth: BasicAuth | None = None
+    allow: tuple[Network, ...] = ()  # empty: no allowlist
+    deny: tuple[Network, ...] = ()
     use_regex: bool = False
     rewrite_target: str | None = None
     forwarded_prefix: str | None = None  # sent only with a rewrite, as ingress-nginx
@@ -358,6 +421,7 @@ class Verdict(enum.Enum):
     IGNORED = "not supported, ignored"
     CANARY_IGNORED = "ignored, canary Ingress"
     NOT_CANARY = "ignored, not a canary Ingress"
+    INERT = "ignored, nothing to act on"
     REFUSED = "refused"
     UNKNOWN = "unknown"
 
@@ -374,6 +438,7 @@ _MESSAGES = {
         "policy (as ingress-nginx)"
     ),
     Verdict.NOT_CANARY: 'ignored: the Ingress does not say canary: "true"',
+    Verdict.INERT: 'ignored: it acts only with auth-type: "basic", as in ingress-nginx',
     Verdict.REFUSED: "refused: ingressd runs no user-supplied configuration code",
     Verdict.UNKNOWN: "unknown annotation (ingress-nginx has no such name); ignored",
 }
@@ -425,6 +490,8 @@ def _verdict(name: str, value: str, values: Mapping[str, str]) -> Verdict:
         return Verdict.NOT_CANARY
     if canary and not name.startswith("canary") and not _canary_keeps(name):
         return Verdict.CANARY_IGNORED
+    if name in _BASIC_AUTH_COMPANIONS and values.get("auth-type") != "basic":
+        return Verdict.INERT
     closes = FAIL_CLOSED.get(name)
     if closes is not None and closes(value, values):
         return Verdict.FAIL_CLOSED
@@ -478,8 +545,9 @@ def _under_prefix(annotations: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k[len(PREFIX) :]: v for k, v in annotations if k.startswith(PREFIX)}
 
 
-def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
-    """The policy from already-checked annotations (invalid values were rejected at load)."""
+def policy_of(annotations: Iterable[tuple[str, str]], namespace: str = "default") -> IngressPolicy:
+    """The policy from already-checked annotations (invalid values were rejected at load);
+    Secrets an annotation names by name alone are in `namespace`, the Ingress's."""
     values = _under_prefix(annotations)
     closed_by = fail_closed_by(values)
     if not values.keys() & _IMPLEMENTED.keys() and not closed_by:
@@ -503,10 +571,54 @@ def policy_of(annotations: Iterable[tuple[str, str]]) -> IngressPolicy:
         app_root=values.get("app-root"),
         from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),
         aliases=_get(values, "server-alias", parse_hosts, ()),
+        basic_auth=_basic_auth(values, namespace),
+        allow=_allowlist(values),
+        deny=_get(values, "denylist-source-range", parse_cidrs, ()),
         use_regex=_get(values, "use-regex", parse_bool, False),
         rewrite_target=values.get("rewrite-target") or None,
         forwarded_prefix=values.get("x-forwarded-prefix") or None,
     )
+
+
+# Annotations whose value names a Secret ("name" or "namespace/name").
+_SECRET_ANNOTATIONS = ("auth-secret",)
+
+
+def secret_ref(namespace: str, value: str) -> ObjectRef:
+    """``name`` (in the Ingress's namespace) or ``namespace/name``."""
+    space, slash, name = value.strip().rpartition("/")
+    return ObjectRef(space if slash else namespace, name)
+
+
+def secret_refs(ingress: ObjectRef, annotations: Iterable[tuple[str, str]]) -> list[ObjectRef]:
+    """The Secrets this Ingress's annotations name (to be read from the files)."""
+    values = _under_prefix(annotations)
+    return [
+        secret_ref(ingress.namespace, values[name])
+        for name in _SECRET_ANNOTATIONS
+        if values.get(name, "").strip()
+    ]
+
+
+def _basic_auth(values: Mapping[str, str], namespace: str) -> BasicAuth | None:
+    """auth-type: basic needs auth-secret; without one it is a 503, never open."""
+    if values.get("auth-type") != "basic":
+        return None
+    secret = values.get("auth-secret", "").strip()
+    return BasicAuth(
+        secret_ref(namespace, secret) if secret else ObjectRef(namespace, ""),
+        values.get("auth-secret-type", "auth-file"),
+        values.get("auth-realm", ""),
+    )
+
+
+def _allowlist(values: Mapping[str, str]) -> tuple[Network, ...]:
+    """allowlist-source-range, or its older name when it is not set (the new name wins)."""
+    for name in ("allowlist-source-range", "whitelist-source-range"):
+        networks = parse_cidrs(values.get(name, ""))
+        if networks:  # an empty new name must not open what the old name closes
+            return networks
+    return ()
 
 
 def _redirect(values: Mapping[str, str]) -> Redirect | None:

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="'Name: value'",
         help="with --explain: a request header (repeatable), e.g. a canary header or Cookie",
     )
+    parser.add_argument(
+        "--client",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="with --explain: the client's address, for source ranges (default 127.0.0.1)",
+    )
     parser.add_argument("--http", type=_address, default=("0.0.0.0", 8080), metavar="HOST:PORT")
     parser.add_argument("--https", type=_address, default=("0.0.0.0", 8443), metavar="HOST:PORT")
     parser.add_argument("--admin", type=_address, default=("127.0.0.1", 10254), metavar="HOST:PORT")
@@ -170,7 +176,7 @@ def _explain(args: argparse.Namespace, table: RouteTable) -> int:
         print(f"--explain: {exc}", file=sys.stderr)
         return 2
     https_port = args.https_redirect_port or (args.https[1] if args.https else 443)
-    print(explain(table, head, secure, https_port))
+    print(explain(table, head, secure, https_port, args.client))
     return 0
 
 

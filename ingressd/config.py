@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .gcpause import gc_paused
 from .model import (
     Config,
+    DataSecret,
     EndpointAddress,
     EndpointGroup,
     EndpointPort,
@@ -74,6 +75,7 @@ def load_config(paths: Sequence[str], *, certs_dir: str | None = None) -> Config
             first = paths[0] if os.path.isdir(paths[0]) else os.path.dirname(paths[0])
             certs_dir = os.path.join(first or ".", "certs")
         builder.add_certs_dir_secrets(certs_dir)
+        builder.add_annotation_secrets()
         if builder.errors:
             raise ConfigError(builder.errors, builder.warnings)
         return builder.build(tuple(files), digest)
@@ -161,6 +163,10 @@ class _Builder:
     services: list[Service] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
     secrets: list[TLSSecret] = field(default_factory=list)
+    # Every Secret as read, decoded only when an annotation names it: a cluster dump
+    # holds thousands of Helm release Secrets nobody asks for.
+    raw_secrets: dict[ObjectRef, tuple[_Object, LineMap]] = field(default_factory=dict)
+    data_secrets: list[DataSecret] = field(default_factory=list)
     seen: dict[tuple[str, str, str], Origin] = field(default_factory=dict)
 
     def add(self, document: Document) -> None:
@@ -230,6 +236,19 @@ class _Builder:
                         "its hosts get the default certificate"
                     )
 
+    def add_annotation_secrets(self) -> None:
+        """Decode the Secrets that annotations name (a missing one is the compiler's 503)."""
+        wanted = {
+            ref for i in self.ingresses for ref in annotations_mod.secret_refs(i.ref, i.annotations)
+        }
+        for ref in sorted(wanted):
+            found = self.raw_secrets.get(ref)
+            if found is None:
+                continue
+            obj, value = found
+            data = _secret_data(obj, value)
+            self.data_secrets.append(DataSecret(ref, obj.origin(value.line), tuple(data.items())))
+
     def build(self, files: tuple[str, ...], digest: str) -> Config:
         return Config(
             ingresses=tuple(self.ingresses),
@@ -237,6 +256,7 @@ class _Builder:
             services=tuple(self.services),
             endpoints=tuple(self.endpoints),
             secrets=tuple(self.secrets),
+            data_secrets=tuple(self.data_secrets),
             files=files,
             digest=digest,
             warnings=tuple(self.warnings),
@@ -552,9 +572,31 @@ def _read_endpoint_slice(
     )
 
 
+def _secret_data(obj: _Object, value: LineMap) -> dict[str, bytes]:
+    """`data` (base64) and `stringData` of a Secret; a bad value is reported and left out."""
+    decoded: dict[str, bytes] = {}
+    data = obj.mapping(value, "data", "data")
+    for key in data:
+        raw = obj.string(data, key, f"data[{key}]")
+        if raw is None:
+            continue
+        try:
+            # Like Go's base64 decoder (the API server's), ignore line breaks.
+            decoded[key] = base64.b64decode(raw.replace("\r", "").replace("\n", ""), validate=True)
+        except (binascii.Error, ValueError):
+            obj.error(data.line_of(key), f"data[{key}]: invalid base64")
+    string_data = obj.mapping(value, "stringData", "stringData")
+    for key in string_data:
+        raw = obj.string(string_data, key, f"stringData[{key}]")
+        if raw is not None:
+            decoded[key] = raw.encode()
+    return decoded
+
+
 def _read_secret(
     builder: _Builder, obj: _Object, ref: ObjectRef, value: LineMap, metadata: LineMap
 ) -> None:
+    builder.raw_secrets[ref] = (obj, value)
     if value.get("type") != "kubernetes.io/tls":
         return
     pem: dict[str, bytes] = {}

@@ -46,12 +46,14 @@ def parse_request(url: str, headers: Sequence[str]) -> tuple[RequestHead, bool]:
     return head, parts.scheme == "https"
 
 
-def explain(table: RouteTable, head: RequestHead, secure: bool, https_port: int) -> str:
+def explain(
+    table: RouteTable, head: RequestHead, secure: bool, https_port: int, client: str
+) -> str:
     """The explanation, one fact a line."""
     target = http1.split_target(head.method, head.target, head.host or b"")
     path = normalize_path(target.path)
     lines = [f"Request: {head.method.decode()} {head.target.decode('latin-1')} "
-             f"Host: {target.host} ({'https' if secure else 'http'})"]  # fmt: skip
+             f"Host: {target.host} ({'https' if secure else 'http'}, from {client})"]  # fmt: skip
     route = table.match(target.host, path)
     if route is None:
         lines.append("No host or path rule matches and there is no catch-all: ingressd answers 404")
@@ -59,7 +61,7 @@ def explain(table: RouteTable, head: RequestHead, secure: bool, https_port: int)
     lines += _rule(table, target.host, route)
     for step in route.steps:
         lines.append(f"Step: {step.describe()}")
-    answer = local_answer(route.steps, Request(head, target, path, secure, https_port))
+    answer = local_answer(route.steps, Request(head, target, path, secure, https_port, client))
     if answer is not None:
         location = dict(answer.headers).get(b"Location")
         where = f", Location: {location.decode('latin-1')}" if location else ""

@@ -178,13 +178,8 @@ def forwarded_headers(
     if trusted_networks is None:
         return [*connection_forwarded(client_ip, listener), (b"x-forwarded-host", host_header)]
     incoming = {n: v for n, v in headers if n.startswith(b"x-forwarded-")}
-    chain = [a.strip() for a in incoming.get(b"x-forwarded-for", b"").split(b",") if a.strip()]
-    chain.append(client)
-    real_ip = client
-    for address in reversed(chain):
-        real_ip = address
-        if not is_trusted(address.decode("latin-1"), trusted_networks):
-            break
+    chain = _forwarded_chain(_forwarded_for(headers), client)
+    real_ip = _right_most_untrusted(chain, trusted_networks)
     return [
         (b"x-real-ip", real_ip),
         (b"x-forwarded-for", b", ".join(chain)),
@@ -192,6 +187,30 @@ def forwarded_headers(
         (b"x-forwarded-port", incoming.get(b"x-forwarded-port", port)),
         (b"x-forwarded-proto", incoming.get(b"x-forwarded-proto", listener.scheme)),
     ]
+
+
+def client_address(headers: Headers, peer: str, trusted_networks: Sequence[Network]) -> str:
+    """SPEC §4's client address behind a trusted peer: the right-most untrusted address
+    of its X-Forwarded-For and the peer (what X-Real-IP says)."""
+    chain = _forwarded_chain(_forwarded_for(headers), peer.encode())
+    return _right_most_untrusted(chain, trusted_networks).decode("latin-1")
+
+
+def _forwarded_for(headers: Headers) -> bytes:
+    """Every X-Forwarded-For line, in order, as one list (RFC 9110 §5.3)."""
+    return b",".join(v for n, v in headers if n == b"x-forwarded-for")
+
+
+def _forwarded_chain(forwarded_for: bytes, peer: bytes) -> list[bytes]:
+    return [a.strip() for a in forwarded_for.split(b",") if a.strip()] + [peer]
+
+
+def _right_most_untrusted(chain: list[bytes], trusted_networks: Sequence[Network]) -> bytes:
+    address = chain[-1]
+    for address in reversed(chain):
+        if not is_trusted(address.decode("latin-1"), trusted_networks):
+            break
+    return address
 
 
 def _without(headers: Headers, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:

@@ -189,6 +189,16 @@ class TLSSecret:
 
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
+class DataSecret:
+    """A Secret an annotation names (auth-secret): its keys and decoded values."""
+
+    ref: ObjectRef
+    origin: Origin
+    data: tuple[tuple[str, bytes], ...]
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything read from the files: the input of the route compiler."""
 
@@ -197,6 +207,7 @@ class Config:
     services: tuple[Service, ...] = ()
     endpoints: tuple[EndpointGroup, ...] = ()
     secrets: tuple[TLSSecret, ...] = ()
+    data_secrets: tuple[DataSecret, ...] = ()  # only those an annotation names
     files: tuple[str, ...] = ()
     digest: str = ""
     warnings: tuple[str, ...] = field(default=())

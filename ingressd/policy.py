@@ -9,13 +9,22 @@ for each.  Pure: no I/O, no asyncio; `proxy.Exchange` calls these and moves byte
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import functools
+import ipaddress
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from . import http1
+from . import htpasswd, http1
 from .codec import RequestHead
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 if TYPE_CHECKING:
     from .model import ObjectRef
@@ -39,19 +48,30 @@ class Request(NamedTuple):
     path: str  # as routing saw it: no query, dot segments resolved (nginx's $uri)
     secure: bool  # came over TLS, or from a trusted proxy that says X-Forwarded-Proto: https
     https_port: int  # the port written in https redirects
+    client: str  # the client's address (SPEC §4: behind a trusted proxy, X-Forwarded-For's)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A step's verdict that takes time (a bcrypt check): `work` runs in a worker thread,
+    off the event loop, and returns the step's answer (None: the request goes on)."""
+
+    work: Callable[[], Answer | None]
 
 
 def local_answer(steps: tuple[Step, ...], request: Request) -> Answer | None:
-    """The first answer of a route's request steps, if one answers."""
+    """The first answer of a route's request steps, if one answers.  A `Pending` verdict
+    is worked out here and now: for tools (``--explain``), not for the event loop."""
     for step in steps:
-        answer = step(request)
+        verdict = step(request)
+        answer = verdict.work() if isinstance(verdict, Pending) else verdict
         if answer is not None:
             return answer
     return None
 
 
 class Step(Protocol):
-    def __call__(self, request: Request) -> Answer | None: ...
+    def __call__(self, request: Request) -> Answer | Pending | None: ...
 
     def describe(self) -> str:
         """The step in words, for --check and /routes."""
@@ -76,6 +96,13 @@ def fail_closed(annotations: tuple[str, ...]) -> Always:
     """An access or protocol annotation ingressd cannot honour: never serve open."""
     answer = Answer(503, body=http1.fail_closed_body(annotations))
     return Always(answer, f"503, fail closed: {', '.join(annotations)} not supported")
+
+
+def unavailable(description: str) -> Always:
+    """An access annotation that cannot be enforced (its Secret is missing...): 503, with
+    the details in ingressd's warnings rather than in a public body."""
+    body = b"503 Service Unavailable\nnot served: its access control is not configured correctly\n"
+    return Always(Answer(503, body=body), f"503: {description}")
 
 
 def redirect(code: int, url: str) -> Always:
@@ -143,6 +170,113 @@ class HttpsRedirect:
 
     def describe(self) -> str:
         return "308 → https"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRange:
+    """denylist-source-range, then allowlist-source-range: 403, as nginx's deny/allow.
+
+    An address that cannot be read (no peer address) is refused: never open.
+    """
+
+    deny: tuple[Network, ...]
+    allow: tuple[Network, ...]  # empty: every address not denied may pass
+
+    def __call__(self, request: Request) -> Answer | None:
+        address = _address(request.client)
+        if address is None or any(address in network for network in self.deny):
+            return _FORBIDDEN
+        if self.allow and not any(address in network for network in self.allow):
+            return _FORBIDDEN
+        return None
+
+    def describe(self) -> str:
+        parts = []
+        if self.deny:
+            parts.append("403 from " + ", ".join(str(n) for n in self.deny))
+        if self.allow:
+            parts.append("403 unless from " + ", ".join(str(n) for n in self.allow))
+        return "; ".join(parts)
+
+
+_FORBIDDEN = Answer(403)
+
+
+def _address(text: str) -> IPAddress | None:
+    # No address is longer (45 characters, and a scope); longer text is never cached.
+    return _parse_address(text) if len(text) <= 64 else None
+
+
+@functools.lru_cache(maxsize=4096)  # a client sends many requests
+def _parse_address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuthCheck:
+    """auth-type: basic (nginx's auth_basic): 401 with ``WWW-Authenticate`` unless the
+    request's credentials are a user's of the Secret.
+
+    A verified ``Authorization`` value is remembered (at most `_REMEMBERED` per route,
+    the oldest forgotten first), so bcrypt does not cost every request; a new value is
+    checked in a worker thread (`Pending`).  Only successes are remembered: a wrong
+    password is checked each time, as nginx does.
+    """
+
+    users: Mapping[str, str]
+    realm: str
+    verified: dict[bytes, None] = field(default_factory=dict, compare=False)
+
+    def __call__(self, request: Request) -> Answer | Pending | None:
+        authorization = request.head.value(b"authorization")
+        if authorization is None:
+            return self._challenge()
+        if authorization in self.verified:
+            return None
+        credentials = _basic_credentials(authorization)
+        if credentials is None:
+            return self._challenge()
+        user, password = credentials
+        return Pending(lambda: self._check(authorization, user, password))
+
+    def _check(self, authorization: bytes, user: str, password: str) -> Answer | None:
+        if not htpasswd.check(self.users, user, password):
+            return self._challenge()
+        verified = self.verified
+        if len(verified) >= _REMEMBERED:
+            with contextlib.suppress(StopIteration, RuntimeError):  # another thread's pop
+                verified.pop(next(iter(verified)), None)
+        verified[authorization] = None
+        return None
+
+    def _challenge(self) -> Answer:
+        realm = self.realm.replace("\\", "\\\\").replace('"', '\\"')
+        return Answer(401, ((b"WWW-Authenticate", f'Basic realm="{realm}"'.encode()),))
+
+    def describe(self) -> str:
+        return f"401 unless a user of the auth Secret ({len(self.users)} users)"
+
+
+_REMEMBERED = 1024
+
+
+def _basic_credentials(authorization: bytes) -> tuple[str, str] | None:
+    """``Basic base64(user:password)`` → (user, password); None when malformed."""
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
 
 
 # --- the backend choice: main or canary ------------------------------------------------

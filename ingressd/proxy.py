@@ -11,6 +11,7 @@ and is answered in `_fail`, the one place that maps errors to statuses.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from typing import TYPE_CHECKING, cast
@@ -35,7 +36,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .policy import Answer, Request, local_answer
+from .policy import Answer, Pending, Request
 from .pool import EndpointPool, UpstreamConnection
 from .routes import NO_ROUTE_LABELS, Backend, Endpoint, Route, normalize_path
 
@@ -149,7 +150,6 @@ class Exchange:
 
     def _start(self) -> None:
         head = self.head
-        client = self.client
         target = http1.split_target(head.method, head.target, head.host or b"")
         path = normalize_path(target.path)
         route = self.runtime.table.match(target.host, path)
@@ -158,11 +158,57 @@ class Exchange:
             return
         self.route = route
         self.labels = route.labels
-        if route.steps:
-            answer = self._local_answer(route, target, path)
+        if route.steps and self._run_steps(route, self._request(target, path), 0):
+            return
+        self._forward(route, target, path)
+
+    def _request(self, target: http1.Target, path: str) -> Request:
+        """What the route's steps may read of this request."""
+        client = self.client
+        head = self.head
+        secure = client.listener.scheme != b"http" or client.https_by_proxy(head)
+        port = client.server.settings.https_redirect_port or client.server.https_port
+        address = client.client_ip
+        if client.trusted is not None:
+            address = http1.client_address(head.headers, address, client.trusted)
+        return Request(head, target, path, secure, port, address)
+
+    def _run_steps(self, route: Route, request: Request, first: int) -> bool:
+        """Run the route's request steps from `first`: True when one answered, or will
+        (a `Pending` verdict is worked out in a thread, then the steps go on)."""
+        steps = route.steps
+        for index in range(first, len(steps)):
+            verdict = steps[index](request)
+            if verdict is None:
+                continue
+            if isinstance(verdict, Pending):
+                self.client.server.spawn(self._await_step(verdict, route, request, index + 1))
+                return True
+            self._answer(verdict.status, extra=verdict.headers, body=verdict.body)
+            return True
+        return False
+
+    async def _await_step(
+        self, pending: Pending, route: Route, request: Request, then: int
+    ) -> None:
+        try:
+            answer = await asyncio.to_thread(pending.work)
+        except Exception:
+            logger.exception("request %s: a request step failed", self.request_id.decode())
+            answer = Answer(500)
+        if self.phase is not _CONNECTING:
+            return  # the client went away meanwhile
+        try:
             if answer is not None:
                 self._answer(answer.status, extra=answer.headers, body=answer.body)
-                return
+            elif not self._run_steps(route, request, then):
+                self._forward(route, request.target, request.path)
+        except IngressError as exc:
+            self._fail(exc)
+
+    def _forward(self, route: Route, target: http1.Target, path: str) -> None:
+        """The request goes to a backend: body limit, backend choice, rewrite, connect."""
+        head = self.head
         # The limit is the engine's: it also ends a body that streams past it.
         limit = route.policy.body_limit
         if limit and head.content_length is not None and head.content_length > limit:
@@ -178,18 +224,11 @@ class Exchange:
             raise NoEndpoint(f"{backend.key}: {backend.problem}")
         if route.rewrite is not None:
             rewritten = route.rewrite.apply(path, target.forward_target)
-            target = target._replace(forward_target=rewritten)
+            target = http1.Target(target.host, target.path, rewritten, target.host_header)
         self.head_bytes = self._upstream_head(route, target)
         if head.expect_continue and not self.request_complete:
-            client.write(_CONTINUE)
+            self.client.write(_CONTINUE)
         self._connect_next()
-
-    def _local_answer(self, route: Route, target: http1.Target, path: str) -> Answer | None:
-        """The first answer of the route's request steps, if one answers."""
-        client = self.client
-        secure = client.listener.scheme != b"http" or client.https_by_proxy(self.head)
-        port = client.server.settings.https_redirect_port or client.server.https_port
-        return local_answer(route.steps, Request(self.head, target, path, secure, port))
 
     def _upstream_head(self, route: Route, target: http1.Target) -> bytes:
         """The request head for the backend, built as bytes in one pass over the fields."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Final
 
-from .annotations import IngressPolicy, canary_rule, policy_of
+from . import htpasswd
+from .annotations import BasicAuth, IngressPolicy, canary_rule, policy_of
 from .errors import ConfigError
 from .gcpause import gc_paused
 from .model import (
@@ -33,13 +34,16 @@ from .model import (
 )
 from .policy import (
     AppRoot,
+    BasicAuthCheck,
     Canary,
     CanaryRule,
     HttpsRedirect,
     Rewrite,
+    SourceRange,
     Step,
     WwwRedirect,
     fail_closed,
+    unavailable,
 )
 from .policy import redirect as redirect_to
 
@@ -376,6 +380,8 @@ class _Compiler:
         self.vhosts: dict[str | None, _VHostBuilder] = {}
         self.owners: dict[tuple[str | None, str, object], Ingress] = {}
         self.placed: dict[tuple[str | None, str, PathType], _VHostBuilder] = {}
+        self.data_secrets = {secret.ref: secret for secret in config.data_secrets}
+        self.auth_steps: dict[ObjectRef, Step] = {}
         self.tls: dict[str, TLSHost] = {}
         self.tls_owner: dict[str, Ingress] = {}
 
@@ -391,7 +397,7 @@ class _Compiler:
             else:
                 canaries.append((ingress, shaping))
         tls_hosts = {h for i in mains for t in i.tls for h in t.hosts}
-        policies = [(ingress, policy_of(ingress.annotations)) for ingress in mains]
+        policies = [(i, policy_of(i.annotations, i.ref.namespace)) for i in mains]
         self._host_settings(policies)
         catch_all: Route | None = None
         catch_all_owner: Ingress | None = None
@@ -560,6 +566,51 @@ class _Compiler:
                 elif existing.secret != secret:
                     self._conflict(ingress, self.tls_owner[host], f"the TLS secret of host {host}")
 
+    # --- access ---------------------------------------------------------------------
+
+    def _basic_auth(self, ingress: Ingress, spec: BasicAuth) -> Step:
+        """One check per Ingress (its routes share the remembered credentials); a Secret
+        that cannot be used is a 503 for the Ingress, never an open route."""
+        step = self.auth_steps.get(ingress.ref)
+        if step is None:
+            step = self.auth_steps[ingress.ref] = self._make_basic_auth(ingress, spec)
+        return step
+
+    def _make_basic_auth(self, ingress: Ingress, spec: BasicAuth) -> Step:
+        ref = spec.secret
+        problem = None
+        secret = self.data_secrets.get(ref)
+        if not ref.name:
+            problem = "auth-type: basic without auth-secret"
+        elif ref.namespace != ingress.ref.namespace:
+            problem = f"auth-secret {ref} is in another namespace: refused, as ingress-nginx does"
+        elif secret is None:
+            problem = f"auth-secret {ref} not found"
+        if problem is not None or secret is None:
+            return self._unavailable(ingress, problem or "")
+        data = dict(secret.data)
+        if spec.secret_type == "auth-map":
+            users = htpasswd.users_of_map(secret.data)
+        elif "auth" not in data:
+            return self._unavailable(ingress, f"auth-secret {ref} has no key auth")
+        else:
+            users = htpasswd.users_of_file(data["auth"].decode("utf-8", "replace"))
+        unknown = sorted(
+            user for user, hashed in users.items() if not htpasswd.is_known_format(hashed)
+        )
+        if unknown:
+            self._warn(
+                ingress.origin,
+                ingress,
+                f"auth-secret {ref}: the password hash of "
+                f"{', '.join(unknown)} has a format nginx does not read; they cannot log in",
+            )
+        return BasicAuthCheck(users, spec.realm)
+
+    def _unavailable(self, ingress: Ingress, problem: str) -> Step:
+        self._warn(ingress.origin, ingress, f"{problem}; its routes answer 503 (never open)")
+        return unavailable(problem)
+
     # --- canaries ------------------------------------------------------------------
 
     def _attach_canary(
@@ -646,6 +697,10 @@ class _Compiler:
             steps.append(redirect_to(policy.redirect.code, policy.redirect.url))
         if redirect:
             steps.append(HttpsRedirect())
+        if policy.allow or policy.deny:  # nginx's access phase: after the redirects
+            steps.append(SourceRange(policy.deny, policy.allow))
+        if policy.basic_auth is not None:
+            steps.append(self._basic_auth(ingress, policy.basic_auth))
         rewrite, lines, replaced = _rewrite(item, policy)
         return Route(
             ingress=ingress.ref,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,10 +27,7 @@ PREFIX = "nginx.ingress.kubernetes.io/"
 # Each annotation ingressd does not implement that decides who may reach a backend or
 # how to speak to it, with a value that turns it on.
 CLOSING: dict[str, str] = {
-    "allowlist-source-range": "10.0.0.0/8",
-    "whitelist-source-range": "192.168.0.0/16",
-    "denylist-source-range": "203.0.113.7/32",
-    "auth-type": "basic",
+    "auth-type": "digest",
     "auth-url": "http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth",
     "auth-tls-secret": "default/ca",
     "limit-rps": "5",
@@ -48,6 +46,7 @@ NOT_CLOSING: dict[str, dict[str, str]] = {
     "modsecurity-off": {"enable-modsecurity": "false"},
     "tls-verify-off": {"auth-tls-secret": "default/ca", "auth-tls-verify-client": "off"},
     "realm-only": {"auth-realm": "Staff only"},  # no auth-type: ingress-nginx checks nothing
+    "secret-only": {"auth-secret": "users"},
 }
 
 
@@ -176,3 +175,255 @@ async def test_check_reports_each_annotation_as_not_supported_and_the_routes_as_
     for name in NOT_CLOSING:
         (row,) = [line for line in output.splitlines() if f"  {host_of(name)}  /app  " in line]
         assert "fail closed" not in row, row
+    # The migration report: each Ingress, then each annotation on its own line, verdict first.
+    report = result.stdout.split("Annotations (")[1].split("\nWarnings:")[0].splitlines()
+    for name, value in CLOSING.items():
+        at = report.index(
+            next(r for r in report if r.startswith(f"  Ingress default/closed-{name} "))
+        )
+        assert report[at + 1].split()[:4] == ["not", "supported,", "fail", "closed"]
+        assert f"{name}: {value}" in report[at + 1]
+    (honoured,) = [line for line in report if "  backend-protocol: http" in line]
+    assert honoured.strip().startswith("honoured "), honoured
+    (ignored,) = [line for line in report if "  auth-realm: Staff only" in line]
+    assert ignored.strip().startswith("ignored, nothing to act on "), ignored
+
+
+# --- source ranges (allowlist-source-range, its alias, denylist-source-range) -------------
+
+# name → (annotations, whether 127.0.0.1, the tests' client, gets through)
+RANGES: dict[str, tuple[dict[str, str], bool]] = {
+    "allow-other": ({"allowlist-source-range": "10.0.0.0/8, 192.168.0.0/16"}, False),
+    "allow-us": ({"allowlist-source-range": "10.0.0.0/8,127.0.0.1"}, True),
+    "alias-other": ({"whitelist-source-range": "10.0.0.0/8"}, False),
+    "alias-us": ({"whitelist-source-range": "127.0.0.0/8"}, True),
+    "new-name-wins": ({"allowlist-source-range": "10.0.0.0/8",
+                       "whitelist-source-range": "127.0.0.0/8"}, False),
+    "empty-new-name": ({"allowlist-source-range": "",
+                        "whitelist-source-range": "10.0.0.0/8"}, False),
+    "deny-us": ({"denylist-source-range": "127.0.0.1/32"}, False),
+    "deny-other": ({"denylist-source-range": "10.0.0.0/8, 2001:db8::/32"}, True),
+    "deny-first": ({"denylist-source-range": "127.0.0.1",
+                    "allowlist-source-range": "127.0.0.0/8"}, False),
+    "ipv6-only": ({"allowlist-source-range": "::1/128, 2001:db8::/32"}, False),
+}  # fmt: skip
+
+
+def ranges_site(backend: Backend) -> list[Obj]:
+    objects: list[Obj] = [*manifests.service("app", [backend.port])]
+    for name, (values, _) in RANGES.items():
+        annotations = {PREFIX + k: v for k, v in values.items()}
+        objects.append(
+            manifests.ingress(name, host_of(name), {"/": "app"}, annotations=annotations)
+        )
+    return objects
+
+
+async def test_source_ranges_on_every_listener(backend: Backend, ingressd: StartIngressd) -> None:
+    proxy = await ingressd(ranges_site(backend), https=True)
+    clients = listeners(proxy)
+    expected_requests = 0
+    try:
+        for listener, http in clients.items():
+            for name, (_, passes) in RANGES.items():
+                for target in ("/", "/deep/path?q=1"):
+                    response = await http.get(target, headers={"host": host_of(name)})
+                    expected = 200 if passes else 403
+                    assert response.status_code == expected, (listener, name, target)
+                    expected_requests += passes
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients.values()))
+    assert backend.requests == expected_requests
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "trusted", "status"),
+    [
+        ("203.0.113.9", True, 200),  # behind a trusted proxy: X-Forwarded-For's address
+        ("198.51.100.1", True, 403),
+        ("2001:db8::5", True, 200),  # IPv6 clients are checked against IPv6 networks
+        ("203.0.113.9, 198.51.100.1", True, 403),  # the right-most untrusted address counts
+        ("198.51.100.1, 203.0.113.9", True, 200),
+        ("203.0.113.9", False, 403),  # an untrusted peer cannot claim an address
+    ],
+)
+async def test_the_client_address_behind_a_trusted_proxy(
+    backend: Backend, ingressd: StartIngressd, forwarded_for: str, trusted: bool, status: int
+) -> None:
+    annotations = {PREFIX + "allowlist-source-range": "203.0.113.0/24, 2001:db8::/32"}
+    objects = [
+        *manifests.service("app", [backend.port]),
+        manifests.ingress("ranged", "ranged.test", {"/": "app"}, annotations=annotations),
+    ]
+    flags = ("--trusted-proxies", "127.0.0.1/32") if trusted else ()
+    proxy = await ingressd(objects, *flags)
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False) as http:
+        headers = {"host": "ranged.test", "x-forwarded-for": forwarded_for}
+        response = await http.get("/", headers=headers)
+    assert response.status_code == status
+    assert backend.requests == (status == 200)
+
+
+async def test_a_bad_range_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    annotations = {PREFIX + "allowlist-source-range": "10.0.0.0/8, 10.0.0.300"}
+    objects = [manifests.ingress("bad", "bad.test", {"/": "app"}, annotations=annotations)]
+    config = manifests.write(tmp_path / "bad.yaml", objects)
+    command = [sys.executable, "-m", "ingressd", "--check", "--config", str(config)]
+    result = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert f"[{PREFIX}allowlist-source-range]: invalid value" in result.stderr
+    assert "10.0.0.300" in result.stderr
+
+
+# --- basic authentication (auth-type: basic) ----------------------------------------------
+
+
+def htpasswd_lines() -> dict[str, str]:
+    """A user per hash format nginx reads, each made by the libraries (password: see
+    `password_of`)."""
+    import bcrypt
+    from passlib.hash import apr_md5_crypt, des_crypt, ldap_salted_sha1, ldap_sha1, sha512_crypt
+
+    password = password_of
+    bcrypted = bcrypt.hashpw(password("alice").encode(), bcrypt.gensalt(4)).decode()
+    return {
+        "alice": bcrypted.replace("$2b$", "$2y$"),  # htpasswd -B writes $2y$
+        "bob": apr_md5_crypt.hash(password("bob")),
+        "carol": sha512_crypt.using(rounds=5000).hash(password("carol")),
+        "dave": ldap_sha1.hash(password("dave")),
+        "erin": ldap_salted_sha1.hash(password("erin")),
+        "frank": des_crypt.hash(password("frank")),
+        "grace": "{PLAIN}" + password("grace"),
+    }
+
+
+def password_of(user: str) -> str:
+    return f"pw of {user}!"
+
+
+def auth_secret(name: str, data: dict[str, str], namespace: str = "default") -> Obj:
+    import base64
+
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace}, "data": encoded}  # fmt: skip
+
+
+def basic(**extra: str) -> dict[str, str]:
+    return {
+        PREFIX + "auth-type": "basic",
+        **{PREFIX + k.replace("_", "-"): v for k, v in extra.items()},
+    }
+
+
+async def test_basic_auth_accepts_each_hash_format_and_answers_401_otherwise(
+    backend: Backend, ingressd: StartIngressd
+) -> None:
+    users = htpasswd_lines()
+    file = "\n".join(f"{user}:{hashed}" for user, hashed in users.items()) + "\n"
+    objects = [
+        *manifests.service("app", [backend.port]),
+        auth_secret("users", {"auth": "# staff\n\n" + file}),
+        auth_secret("user-map", users),
+        manifests.ingress("file", "file.test", {"/": "app"},
+                          annotations=basic(auth_secret="users", auth_realm='Staff "only"')),
+        manifests.ingress("map", "map.test", {"/": "app"},
+                          annotations=basic(auth_secret="default/user-map",
+                                            auth_secret_type="auth-map")),
+    ]  # fmt: skip
+    proxy = await ingressd(objects, https=True)
+    clients = listeners(proxy)
+    passed = 0
+    try:
+        for listener, http in clients.items():
+            for host in ("file.test", "map.test"):
+                for user in users:
+                    right = await http.get(
+                        "/x", headers={"host": host}, auth=(user, password_of(user))
+                    )
+                    assert right.status_code == 200, (listener, host, user)
+                    again = await http.get(
+                        "/x", headers={"host": host}, auth=(user, password_of(user))
+                    )
+                    assert again.status_code == 200, (listener, host, user)  # remembered
+                    passed += 2
+                    wrong = await http.get("/x", headers={"host": host}, auth=(user, user + "!"))
+                    assert wrong.status_code == 401, (listener, host, user)
+                for headers in ({}, {"authorization": "Bearer abc"},
+                                {"authorization": "Basic !!!"}):  # fmt: skip
+                    response = await http.get("/x", headers={"host": host, **headers})
+                    assert response.status_code == 401, (listener, host, headers)
+                unknown = await http.get("/x", headers={"host": host}, auth=("mallory", "x"))
+                assert unknown.status_code == 401
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients.values()))
+    assert backend.requests == passed
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False) as http:
+        challenge = await http.get("/", headers={"host": "file.test"})
+        assert challenge.headers["www-authenticate"] == 'Basic realm="Staff \\"only\\""'
+        challenge = await http.get("/", headers={"host": "map.test"})
+        assert challenge.headers["www-authenticate"] == 'Basic realm=""'
+
+
+@pytest.mark.parametrize(
+    ("annotations", "secrets", "problem"),
+    [
+        (basic(), [], "without auth-secret"),
+        (basic(auth_secret="missing"), [], "auth-secret default/missing not found"),
+        (basic(auth_secret="other/users"), [("users", "other")], "in another namespace"),
+        (basic(auth_secret="nokey"), [("nokey", "default")], "has no key auth"),
+    ],
+)
+async def test_basic_auth_that_cannot_be_enforced_is_503_never_open(
+    backend: Backend, ingressd: StartIngressd, annotations: dict[str, str],
+    secrets: list[tuple[str, str]], problem: str,
+) -> None:  # fmt: skip
+    line = "alice:{PLAIN}" + password_of("alice")
+    objects = [
+        *manifests.service("app", [backend.port]),
+        *(auth_secret(name, {"htpasswd": line} if name == "nokey" else {"auth": line}, namespace)
+          for name, namespace in secrets),
+        manifests.ingress("guarded", "guarded.test", {"/": "app"}, annotations=annotations),
+        manifests.ingress("open", "open.test", {"/": "app"}),
+    ]  # fmt: skip
+    proxy = await ingressd(objects)
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False) as http:
+        guarded = await http.get(
+            "/", headers={"host": "guarded.test"}, auth=("alice", password_of("alice"))
+        )
+        control = await http.get("/", headers={"host": "open.test"})
+    assert guarded.status_code == 503
+    assert control.status_code == 200
+    assert backend.requests == 1
+    assert any(problem in line and "503" in line for line in proxy.lines), proxy.lines
+
+
+async def test_a_body_sent_while_the_password_is_checked_reaches_the_backend_whole(
+    backend: Backend, ingressd: StartIngressd
+) -> None:
+    import hashlib
+
+    import bcrypt
+
+    hashed = bcrypt.hashpw(password_of("alice").encode(), bcrypt.gensalt(8)).decode()
+    objects = [
+        *manifests.service("app", [backend.port]),
+        auth_secret("users", {"auth": f"alice:{hashed}\n"}),
+        manifests.ingress("up", "up.test", {"/": "app"},
+                          annotations=basic(auth_secret="users", proxy_body_size="8m")),
+    ]  # fmt: skip
+    proxy = await ingressd(objects)
+    body = bytes(range(256)) * 1024  # 256 KiB: more than is held while the check runs
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False, timeout=10) as http:
+        response = await http.post(
+            "/upload", content=body, headers={"host": "up.test"},
+            auth=("alice", password_of("alice")),
+        )  # fmt: skip
+        refused = await http.post("/upload", content=body, headers={"host": "up.test"})
+    assert response.status_code == 200
+    received = response.json()
+    assert (received["length"], received["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    assert refused.status_code == 401
+    assert backend.requests == 1

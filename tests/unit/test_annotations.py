@@ -21,7 +21,7 @@ def test_each_annotation_gets_its_verdict_in_the_order_given() -> None:
             (PREFIX + "proxy-body-size", "8m"),
             (PREFIX + "configuration-snippet", "more_set_headers 'X: 1';"),
             (PREFIX + "proxy-buffering", "off"),
-            (PREFIX + "auth-type", "basic"),
+            (PREFIX + "auth-type", "digest"),
             (PREFIX + "proxy-bodysize", "8m"),
             ("example.com/owner", "team-a"),
         ]
@@ -46,13 +46,12 @@ def test_an_ingress_nginx_name_ingressd_lacks_is_not_supported_never_unknown() -
 @pytest.mark.parametrize(
     ("values", "closed_by"),
     [
-        ({"auth-type": "basic", "auth-secret": "users"}, ("auth-type",)),
+        ({"auth-type": "digest", "auth-secret": "users"}, ("auth-type",)),
         ({"auth-url": "https://auth.example/check"}, ("auth-url",)),
         ({"auth-tls-secret": "default/ca"}, ("auth-tls-secret",)),
         ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "optional"},
          ("auth-tls-secret",)),
-        ({"whitelist-source-range": "10.0.0.0/8", "denylist-source-range": "10.1.0.0/16"},
-         ("whitelist-source-range", "denylist-source-range")),
+        ({"whitelist-source-range": "10.0.0.0/8", "auth-type": "digest"}, ("auth-type",)),
         ({"limit-rps": "10"}, ("limit-rps",)),
         ({"limit-connections": "many"}, ("limit-connections",)),  # unreadable: not open
         ({"backend-protocol": "HTTPS"}, ("backend-protocol",)),
@@ -65,7 +64,8 @@ def test_an_ingress_nginx_name_ingressd_lacks_is_not_supported_never_unknown() -
         ({"limit-rps": "0"}, ()),
         ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "off"}, ()),
         ({"auth-realm": "Staff", "auth-secret": "users"}, ()),
-        ({"enable-modsecurity": "false", "allowlist-source-range": ""}, ()),
+        ({"auth-type": "basic", "auth-secret": "users"}, ()),  # honoured
+        ({"enable-modsecurity": "false", "allowlist-source-range": "10.0.0.0/8"}, ()),
     ],
 )  # fmt: skip
 def test_an_access_or_protocol_check_ingressd_lacks_closes_the_ingress(
@@ -134,3 +134,20 @@ def test_the_migration_report_gives_every_annotation_its_verdict_on_its_own_line
         assert reason in line, line
     assert "example.com/team" not in text
     assert "shop/quiet" not in text  # no annotation: nothing to report
+
+
+def test_source_ranges_are_parsed_once_and_the_new_name_wins() -> None:
+    policy = policy_of(
+        [
+            (PREFIX + "whitelist-source-range", "192.168.0.0/16"),
+            (PREFIX + "allowlist-source-range", " 10.0.0.0/8 ,2001:db8::1"),
+            (PREFIX + "denylist-source-range", "10.9.9.9"),
+        ]
+    )
+    assert [str(n) for n in policy.allow] == ["10.0.0.0/8", "2001:db8::1/128"]
+    assert [str(n) for n in policy.deny] == ["10.9.9.9/32"]
+    # An empty allowlist-source-range does not open what whitelist-source-range closes.
+    old_name = policy_of(
+        [(PREFIX + "allowlist-source-range", ""), (PREFIX + "whitelist-source-range", "10.0.0.0/8")]
+    )
+    assert [str(n) for n in old_name.allow] == ["10.0.0.0/8"]
