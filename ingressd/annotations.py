@@ -224,6 +224,12 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "auth-secret": parse_secret_name,
     "auth-secret-type": parse_auth_secret_type,
     "auth-realm": parse_field_value,
+    "limit-rps": parse_count,  # 0: no limit, as ingress-nginx
+    "limit-rpm": parse_count,
+    "limit-connections": parse_count,
+    "limit-burst-multiplier": parse_positive_count,
+    "limit-allowlist": parse_cidrs,
+    "limit-whitelist": parse_cidrs,
     "allowlist-source-range": parse_cidrs,
     "whitelist-source-range": parse_cidrs,
     "denylist-source-range": parse_cidrs,
@@ -301,11 +307,6 @@ def _true(value: str, _: Mapping[str, str]) -> bool:
     return value.strip().lower() == "true"
 
 
-def _positive(value: str, _: Mapping[str, str]) -> bool:
-    # ingress-nginx treats 0 as "no limit"; anything else it cannot read is refused too.
-    return value.strip() != "0"
-
-
 def _not_plain_http(value: str, _: Mapping[str, str]) -> bool:
     return value.strip().upper() != "HTTP"
 
@@ -325,9 +326,6 @@ FAIL_CLOSED: dict[str, Callable[[str, Mapping[str, str]], bool]] = {
     "auth-type": _not_basic,
     "auth-url": _set,
     "auth-tls-secret": _verifies_clients,
-    "limit-rps": _positive,
-    "limit-rpm": _positive,
-    "limit-connections": _positive,
     "enable-modsecurity": _true,
     "enable-owasp-core-rules": _true,
     "backend-protocol": _not_plain_http,
@@ -377,6 +375,18 @@ class BasicAuth:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """limit-rps / limit-rpm (burst: the rate x limit-burst-multiplier), limit-connections,
+    and the client addresses none of them applies to (limit-allowlist)."""
+
+    rps: int = 0
+    rpm: int = 0
+    burst_multiplier: int = 5
+    connections: int = 0
+    exempt: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IngressPolicy:
     """Per-Ingress proxy settings; the defaults are SPEC §4's."""
 
@@ -394,6 +404,7 @@ class IngressPolicy:
     from_to_www: bool = False
     aliases: tuple[str, ...] = ()
     basic_auth: BasicAuth | None = None
+    limits: Limits | None = None
     allow: tuple[Network, ...] = ()  # empty: no allowlist
     deny: tuple[Network, ...] = ()
     use_regex: bool = False
@@ -572,6 +583,7 @@ def policy_of(annotations: Iterable[tuple[str, str]], namespace: str = "default"
         from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),
         aliases=_get(values, "server-alias", parse_hosts, ()),
         basic_auth=_basic_auth(values, namespace),
+        limits=_limits(values),
         allow=_allowlist(values),
         deny=_get(values, "denylist-source-range", parse_cidrs, ()),
         use_regex=_get(values, "use-regex", parse_bool, False),
@@ -612,13 +624,30 @@ def _basic_auth(values: Mapping[str, str], namespace: str) -> BasicAuth | None:
     )
 
 
-def _allowlist(values: Mapping[str, str]) -> tuple[Network, ...]:
-    """allowlist-source-range, or its older name when it is not set (the new name wins)."""
-    for name in ("allowlist-source-range", "whitelist-source-range"):
-        networks = parse_cidrs(values.get(name, ""))
-        if networks:  # an empty new name must not open what the old name closes
+def _limits(values: Mapping[str, str]) -> Limits | None:
+    limits = Limits(
+        rps=_get(values, "limit-rps", parse_count, 0),
+        rpm=_get(values, "limit-rpm", parse_count, 0),
+        burst_multiplier=_get(values, "limit-burst-multiplier", parse_positive_count, 5),
+        connections=_get(values, "limit-connections", parse_count, 0),
+        exempt=_first_list(values, "limit-allowlist", "limit-whitelist"),
+    )
+    return limits if limits.rps or limits.rpm or limits.connections else None
+
+
+def _first_list(values: Mapping[str, str], name: str, old_name: str) -> tuple[Network, ...]:
+    """The new name's CIDRs, else the old name's: an empty new name never erases the old."""
+    for key in (name, old_name):
+        networks = parse_cidrs(values.get(key, ""))
+        if networks:
             return networks
     return ()
+
+
+def _allowlist(values: Mapping[str, str]) -> tuple[Network, ...]:
+    """allowlist-source-range, or its older name (an empty new name never opens what the
+    old name closes)."""
+    return _first_list(values, "allowlist-source-range", "whitelist-source-range")
 
 
 def _redirect(values: Mapping[str, str]) -> Redirect | None:

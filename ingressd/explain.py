@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from . import http1
 from .codec import RequestHead, RequestParser
 from .errors import IngressError
+from .limits import LimitStore
 from .policy import Request, local_answer
 from .routes import RegexVirtualHost, Route, RouteTable, normalize_path
 
@@ -61,7 +62,8 @@ def explain(
     lines += _rule(table, target.host, route)
     for step in route.steps:
         lines.append(f"Step: {step.describe()}")
-    answer = local_answer(route.steps, Request(head, target, path, secure, https_port, client))
+    request = Request(head, target, path, secure, https_port, client, 0.0, LimitStore(), [])
+    answer = local_answer(route.steps, request)
     if answer is not None:
         location = dict(answer.headers).get(b"Location")
         where = f", Location: {location.decode('latin-1')}" if location else ""

@@ -27,6 +27,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 if TYPE_CHECKING:
+    from .limits import LimitStore
     from .model import ObjectRef
     from .routes import Backend
 
@@ -49,6 +50,9 @@ class Request(NamedTuple):
     secure: bool  # came over TLS, or from a trusted proxy that says X-Forwarded-Proto: https
     https_port: int  # the port written in https redirects
     client: str  # the client's address (SPEC §4: behind a trusted proxy, X-Forwarded-For's)
+    now: float  # the loop's clock when the request arrived
+    limits: LimitStore  # the server's, kept across reloads
+    finish: list[Callable[[], None]]  # run once when the exchange ends, however it ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +204,59 @@ class SourceRange:
 
 
 _FORBIDDEN = Answer(403)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """limit-rps, limit-rpm, limit-connections per Ingress and client address: 503, as
+    ingress-nginx's default limit-req/limit-conn status; limit-allowlist is exempt.
+
+    The zones live in the server's `LimitStore` (under the Ingress's name), so they
+    outlive a reload; a request in progress is released when its exchange ends.
+    """
+
+    ingress: str
+    rps: int
+    rpm: int
+    burst_multiplier: int
+    connections: int
+    exempt: tuple[Network, ...]
+
+    def __call__(self, request: Request) -> Answer | None:
+        client = request.client
+        if self.exempt:
+            address = _address(client)
+            if address is not None and any(address in network for network in self.exempt):
+                return None
+        store = request.limits
+        for kind, count, per in (("rps", self.rps, 1.0), ("rpm", self.rpm, 60.0)):
+            if count:
+                zone = store.rate_zone(
+                    (self.ingress, kind), count / per, count * self.burst_multiplier
+                )
+                if not zone.allow(client, request.now):
+                    return _LIMITED
+        if self.connections:
+            connections = store.connection_zone((self.ingress, "connections"), self.connections)
+            if not connections.acquire(client):
+                return _LIMITED
+            request.finish.append(functools.partial(connections.release, client))
+        return None
+
+    def zones(self) -> list[tuple[str, str]]:
+        kinds = [("rps", self.rps), ("rpm", self.rpm), ("connections", self.connections)]
+        return [(self.ingress, kind) for kind, value in kinds if value]
+
+    def describe(self) -> str:
+        parts = [f"{self.rps}/s" if self.rps else "", f"{self.rpm}/min" if self.rpm else ""]
+        rates = " and ".join(p for p in parts if p)
+        text = f"503 over {rates} (burst x{self.burst_multiplier})" if rates else ""
+        if self.connections:
+            text += ("; " if text else "") + f"503 over {self.connections} requests in progress"
+        return text + " per client"
+
+
+_LIMITED = Answer(503)
 
 
 def _address(text: str) -> IPAddress | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from . import http1
@@ -73,6 +74,7 @@ class Exchange:
         "client",
         "client_chunked",
         "endpoint",
+        "finish_hooks",
         "head",
         "head_bytes",
         "head_sent",
@@ -107,6 +109,7 @@ class Exchange:
         self.route: Route | None = None
         self.backend: Backend | None = None  # the route's, or its canary's
         self.labels = NO_ROUTE_LABELS
+        self.finish_hooks: list[Callable[[], None]] | None = None
         self.phase = _CONNECTING
         self.upstream: UpstreamConnection | None = None
         self.endpoint: Endpoint | None = None
@@ -171,7 +174,9 @@ class Exchange:
         address = client.client_ip
         if client.trusted is not None:
             address = http1.client_address(head.headers, address, client.trusted)
-        return Request(head, target, path, secure, port, address)
+        hooks = self.finish_hooks = []
+        return Request(head, target, path, secure, port, address, self.started,
+                       client.server.limits, hooks)  # fmt: skip
 
     def _run_steps(self, route: Route, request: Request, first: int) -> bool:
         """Run the route's request steps from `first`: True when one answered, or will
@@ -588,6 +593,7 @@ class Exchange:
             return
         self.phase = _DONE
         self._close_upstream()
+        self._run_finish_hooks()
 
     def abort(self) -> None:
         """The client connection ends the exchange (client timeout, protocol error)."""
@@ -655,6 +661,13 @@ class Exchange:
         )
         self._finish(keep)
 
+    def _run_finish_hooks(self) -> None:
+        """What the steps asked to undo at the end (a request in progress released)."""
+        hooks, self.finish_hooks = self.finish_hooks, None
+        if hooks:
+            for hook in hooks:
+                hook()
+
     def _close_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
@@ -665,5 +678,6 @@ class Exchange:
             return
         self.phase = _DONE
         self._close_upstream()
+        self._run_finish_hooks()
         self.client.server.exchange_finished(self)
         self.client.exchange_done(self, keep_client)

@@ -17,7 +17,7 @@ from datetime import UTC
 from typing import Final
 
 from . import htpasswd
-from .annotations import BasicAuth, IngressPolicy, canary_rule, policy_of
+from .annotations import BasicAuth, IngressPolicy, Limits, canary_rule, policy_of
 from .errors import ConfigError
 from .gcpause import gc_paused
 from .model import (
@@ -38,6 +38,7 @@ from .policy import (
     Canary,
     CanaryRule,
     HttpsRedirect,
+    LimitCheck,
     Rewrite,
     SourceRange,
     Step,
@@ -187,6 +188,7 @@ class RouteTable:
     catch_all: Route | None = None
     tls_hosts: tuple[TLSHost, ...] = ()
     ingresses: tuple[ObjectRef, ...] = ()  # the Ingresses served (after class filtering)
+    limit_zones: frozenset[tuple[str, str]] = frozenset()  # what the server's store keeps
     warnings: tuple[str, ...] = ()
 
     def match(self, host: str, path: str) -> Route | None:
@@ -382,6 +384,7 @@ class _Compiler:
         self.placed: dict[tuple[str | None, str, PathType], _VHostBuilder] = {}
         self.data_secrets = {secret.ref: secret for secret in config.data_secrets}
         self.auth_steps: dict[ObjectRef, Step] = {}
+        self.limit_zones: set[tuple[str, str]] = set()
         self.tls: dict[str, TLSHost] = {}
         self.tls_owner: dict[str, Ingress] = {}
 
@@ -458,6 +461,7 @@ class _Compiler:
             catch_all=catch_all,
             tls_hosts=tuple(self.tls[h] for h in sorted(self.tls)),
             ingresses=tuple(i.ref for i in ingresses),
+            limit_zones=frozenset(self.limit_zones),
             warnings=tuple(self.warnings),
         )
 
@@ -607,6 +611,13 @@ class _Compiler:
             )
         return BasicAuthCheck(users, spec.realm)
 
+    def _limits(self, ingress: Ingress, limits: Limits) -> LimitCheck:
+        """Shared by every path of the Ingress (its zones are per Ingress, as ingress-nginx)."""
+        step = LimitCheck(str(ingress.ref), limits.rps, limits.rpm, limits.burst_multiplier,
+                          limits.connections, limits.exempt)  # fmt: skip
+        self.limit_zones.update(step.zones())
+        return step
+
     def _unavailable(self, ingress: Ingress, problem: str) -> Step:
         self._warn(ingress.origin, ingress, f"{problem}; its routes answer 503 (never open)")
         return unavailable(problem)
@@ -697,6 +708,8 @@ class _Compiler:
             steps.append(redirect_to(policy.redirect.code, policy.redirect.url))
         if redirect:
             steps.append(HttpsRedirect())
+        if policy.limits is not None:  # nginx's preaccess phase: before allow/deny and auth
+            steps.append(self._limits(ingress, policy.limits))
         if policy.allow or policy.deny:  # nginx's access phase: after the redirects
             steps.append(SourceRange(policy.deny, policy.allow))
         if policy.basic_auth is not None:

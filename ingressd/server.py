@@ -33,6 +33,7 @@ from .accesslog import AccessLog
 from .admin import AdminResponse, AdminServer
 from .downstream import ClientConnection, TLSClientConnection
 from .errors import ConfigError
+from .limits import LimitStore
 from .metrics import Stats, exposition, method_class
 from .outbox import Outbox
 from .pool import Upstreams
@@ -66,6 +67,7 @@ class ProxyServer:
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stats = Stats()
+        self.limits = LimitStore()  # limit-rps/-rpm/-connections state, kept across reloads
         self.https_port = 443
         self.access_log: AccessLog | None = None
         self.stopping = False
@@ -251,6 +253,7 @@ class ProxyServer:
     def swap(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.upstreams.retain(runtime.endpoints)
+        self.limits.retain(runtime.table.limit_zones)
 
     # --- stop ----------------------------------------------------------------------
 

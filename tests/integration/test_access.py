@@ -19,7 +19,9 @@ import pytest
 from ingressd import annotations
 from tests import manifests
 from tests.backends import Backend
-from tests.integration.conftest import Obj, StartBackend, StartIngressd
+from tests.integration.conftest import Obj, StartBackend, StartIngressd, wait_until
+from tests.integration.rawhttp import RawClient
+from tests.integration.test_tls import reload
 from tests.proc import Ingressd
 
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -30,9 +32,6 @@ CLOSING: dict[str, str] = {
     "auth-type": "digest",
     "auth-url": "http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth",
     "auth-tls-secret": "default/ca",
-    "limit-rps": "5",
-    "limit-rpm": "300",
-    "limit-connections": "10",
     "enable-modsecurity": "true",
     "enable-owasp-core-rules": "true",
     "backend-protocol": "GRPC",
@@ -43,6 +42,7 @@ CLOSING: dict[str, str] = {
 NOT_CLOSING: dict[str, dict[str, str]] = {
     "http-backend": {"backend-protocol": "http"},
     "no-rate-limit": {"limit-rps": "0"},
+    "generous-rate-limit": {"limit-rps": "1000", "limit-connections": "100"},
     "modsecurity-off": {"enable-modsecurity": "false"},
     "tls-verify-off": {"auth-tls-secret": "default/ca", "auth-tls-verify-client": "off"},
     "realm-only": {"auth-realm": "Staff only"},  # no auth-type: ingress-nginx checks nothing
@@ -427,3 +427,71 @@ async def test_a_body_sent_while_the_password_is_checked_reaches_the_backend_who
     assert (received["length"], received["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
     assert refused.status_code == 401
     assert backend.requests == 1
+
+
+# --- limits (limit-rps, limit-rpm, limit-connections, limit-allowlist) ------------------------
+
+
+def limited(backend: Backend, **values: str) -> list[Obj]:
+    annotations = {PREFIX + k.replace("_", "-"): v for k, v in values.items()}
+    return [
+        *manifests.service("app", [backend.port]),
+        manifests.ingress("limited", "limited.test", {"/a": "app", "/b": "app", "/sleep": "app"},
+                          annotations=annotations),
+        manifests.ingress("free", "free.test", {"/": "app"}),
+    ]  # fmt: skip
+
+
+async def statuses(proxy: Ingressd, count: int, host: str = "limited.test") -> list[int]:
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False) as http:
+        return [
+            (await http.get(f"/{'ab'[i % 2]}", headers={"host": host})).status_code
+            for i in range(count)
+        ]
+
+
+async def test_limit_rps_lets_the_burst_through_then_answers_503_across_paths_and_reloads(
+    backend: Backend, ingressd: StartIngressd
+) -> None:
+    # limit-rps 1 and a burst multiplier of 2: three requests at once, then one a second.
+    objects = limited(backend, limit_rps="1", limit_burst_multiplier="2")
+    proxy = await ingressd(objects)
+    assert await statuses(proxy, 5) == [200, 200, 200, 503, 503]  # /a and /b share it
+    assert await statuses(proxy, 3, "free.test") == [200] * 3  # other Ingresses: not limited
+    # A reload (here: one more Ingress) keeps the state: still over the limit at once.
+    extra = manifests.ingress("more", "more.test", {"/": "app"})
+    lines = await reload(proxy, [*objects, extra], "reloaded:")
+    assert lines
+    assert await statuses(proxy, 1) == [503]
+    assert backend.requests == 6
+
+
+async def test_limit_allowlist_exempts_its_clients(
+    backend: Backend, ingressd: StartIngressd
+) -> None:
+    objects = limited(backend, limit_rpm="1", limit_burst_multiplier="1",
+                      limit_allowlist="10.0.0.0/8, 127.0.0.1")  # fmt: skip
+    proxy = await ingressd(objects)
+    assert await statuses(proxy, 6) == [200] * 6
+
+
+async def test_limit_connections_counts_requests_in_progress_and_releases_them(
+    backend: Backend, ingressd: StartIngressd
+) -> None:
+    proxy = await ingressd(limited(backend, limit_connections="1"))
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False, timeout=10) as http:
+        slow = asyncio.create_task(http.get("/sleep/0.5", headers={"host": "limited.test"}))
+        await wait_until(lambda: backend.requests == 1, 5, "the slow request upstream")
+        second = await http.get("/b", headers={"host": "limited.test"})
+        assert second.status_code == 503
+        assert (await slow).status_code == 200
+        assert (await http.get("/b", headers={"host": "limited.test"})).status_code == 200
+    # A client that goes away mid-request gives its place back.
+    async with RawClient(proxy.ports["http"]) as raw:
+        await raw.send(b"GET /sleep/2 HTTP/1.1\r\nHost: limited.test\r\n\r\n")
+        await wait_until(lambda: backend.requests == 3, 5, "the abandoned request upstream")
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False, timeout=10) as http:
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await http.get("/b", headers={"host": "limited.test"})).status_code == 503:
+            assert asyncio.get_running_loop().time() < deadline, "never released"
+            await asyncio.sleep(0.05)

@@ -52,8 +52,6 @@ def test_an_ingress_nginx_name_ingressd_lacks_is_not_supported_never_unknown() -
         ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "optional"},
          ("auth-tls-secret",)),
         ({"whitelist-source-range": "10.0.0.0/8", "auth-type": "digest"}, ("auth-type",)),
-        ({"limit-rps": "10"}, ("limit-rps",)),
-        ({"limit-connections": "many"}, ("limit-connections",)),  # unreadable: not open
         ({"backend-protocol": "HTTPS"}, ("backend-protocol",)),
         ({"backend-protocol": "grpcs"}, ("backend-protocol",)),
         ({"ssl-passthrough": "true"}, ("ssl-passthrough",)),

@@ -11,6 +11,7 @@ from passlib.hash import apr_md5_crypt, sha256_crypt
 from ingressd import htpasswd
 from ingressd.codec import RequestHead, RequestParser
 from ingressd.http1 import split_target
+from ingressd.limits import LimitStore
 from ingressd.policy import BasicAuthCheck, Pending, Request
 
 
@@ -47,7 +48,8 @@ def request(authorization: str | None) -> Request:
         lines += f"Authorization: {authorization}\r\n"
     (head, *_) = RequestParser().feed((lines + "\r\n").encode())
     assert isinstance(head, RequestHead)
-    return Request(head, split_target(b"GET", b"/", b"a.test"), "/", False, 443, "127.0.0.1")
+    target = split_target(b"GET", b"/", b"a.test")
+    return Request(head, target, "/", False, 443, "127.0.0.1", 0.0, LimitStore(), [])
 
 
 def basic(user: str, password: str) -> str:
