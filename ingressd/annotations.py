@@ -212,7 +212,7 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "proxy-next-upstream-tries": parse_count,  # 0: as many as there are endpoints
     "ssl-redirect": parse_bool,
     "force-ssl-redirect": parse_bool,
-    "backend-protocol": parse_backend_protocol,  # HTTP honoured; the others fail closed
+    "backend-protocol": parse_backend_protocol,  # HTTP, HTTPS honoured; the others fail closed
     "permanent-redirect": parse_url,
     "permanent-redirect-code": parse_status,
     "temporal-redirect": parse_absolute_url,
@@ -307,8 +307,12 @@ def _true(value: str, _: Mapping[str, str]) -> bool:
     return value.strip().lower() == "true"
 
 
-def _not_plain_http(value: str, _: Mapping[str, str]) -> bool:
-    return value.strip().upper() != "HTTP"
+def _not_http_or_https(value: str, _: Mapping[str, str]) -> bool:
+    return value.strip().upper() not in ("HTTP", "HTTPS")
+
+
+def _on(value: str, _: Mapping[str, str]) -> bool:
+    return value.strip().lower() == "on"
 
 
 def _not_basic(value: str, _: Mapping[str, str]) -> bool:
@@ -328,7 +332,9 @@ FAIL_CLOSED: dict[str, Callable[[str, Mapping[str, str]], bool]] = {
     "auth-tls-secret": _verifies_clients,
     "enable-modsecurity": _true,
     "enable-owasp-core-rules": _true,
-    "backend-protocol": _not_plain_http,
+    "backend-protocol": _not_http_or_https,
+    # Verifying the backend's certificate is not implemented: never skip it silently.
+    "proxy-ssl-verify": _on,
     "ssl-passthrough": _true,
 }
 
@@ -397,6 +403,7 @@ class IngressPolicy:
     next_upstream_tries: int = 3  # endpoints tried per request; 0: no limit but the endpoints
     ssl_redirect: bool = True
     force_ssl_redirect: bool = False
+    backend_tls: bool = False  # backend-protocol: HTTPS (no verification, no SNI)
     # Annotations that make every route of the Ingress answer 503 (see FAIL_CLOSED).
     closed_by: tuple[str, ...] = ()
     redirect: Redirect | None = None
@@ -578,6 +585,7 @@ def policy_of(annotations: Iterable[tuple[str, str]], namespace: str = "default"
             values, "force-ssl-redirect", parse_bool, DEFAULT_POLICY.force_ssl_redirect
         ),
         closed_by=closed_by,
+        backend_tls=values.get("backend-protocol", "").strip().upper() == "HTTPS",
         redirect=_redirect(values),
         app_root=values.get("app-root"),
         from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),

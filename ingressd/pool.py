@@ -16,12 +16,13 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .balancer import PassiveHealth
 from .errors import UpstreamTimeout, UpstreamUnavailable
 from .outbox import SEND_AT_ONCE, Outbox, send
 from .routes import Endpoint
+from .tls import upstream_context
 
 if TYPE_CHECKING:
     from .codec import ResponseParser
@@ -223,11 +224,16 @@ class EndpointPool:
 
     async def connect(self, timeout: float) -> UpstreamConnection:
         """A new connection; `UpstreamUnavailable` or `UpstreamTimeout` on failure."""
-        address, port = self.endpoint.address, self.endpoint.port
+        endpoint = self.endpoint
+        # HTTPS without SNI (server_hostname ""), as ingress-nginx's proxy_ssl_server_name off.
+        tls: dict[str, Any] = {}
+        if endpoint.tls:
+            tls = {"ssl": upstream_context(), "server_hostname": "",
+                   "ssl_handshake_timeout": timeout}  # fmt: skip
         try:
             async with asyncio.timeout(timeout):
                 _, protocol = await self.loop.create_connection(
-                    lambda: UpstreamConnection(self), address, port
+                    lambda: UpstreamConnection(self), endpoint.address, endpoint.port, **tls
                 )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"connect to {self.endpoint} timed out") from exc

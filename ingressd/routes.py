@@ -53,6 +53,7 @@ from .policy import redirect as redirect_to
 class Endpoint:
     address: str
     port: int
+    tls: bool = False  # backend-protocol: HTTPS: its own pool of TLS connections
 
     def __str__(self) -> str:
         if ":" in self.address:
@@ -68,10 +69,11 @@ class Backend:
     port: str
     endpoints: tuple[Endpoint, ...]
     problem: str | None = None  # why there are no endpoints, for --check and 503 logs
+    tls: bool = False  # spoken to over HTTPS (backend-protocol)
 
     @property
     def key(self) -> str:
-        return f"{self.service}:{self.port}"
+        return f"{self.service}:{self.port}" + (" (https)" if self.tls else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +378,7 @@ class _Compiler:
         self.endpoints: dict[ObjectRef, list[EndpointGroup]] = {}
         for group in config.endpoints:
             self.endpoints.setdefault(group.service, []).append(group)
-        self.backends: dict[tuple[str, ServiceBackend], Backend] = {}
+        self.backends: dict[tuple[str, ServiceBackend, bool], Backend] = {}
         self.warnings: list[str] = []
         self.problems: list[str] = []
         self.vhosts: dict[str | None, _VHostBuilder] = {}
@@ -665,7 +667,9 @@ class _Compiler:
             )
             self._warn(origin, ingress, message)
             return route
-        backend = self._backend(ingress, ref)
+        # Spoken to as the main route says (backend-protocol is the location's, not the
+        # canary Ingress's, in ingress-nginx).
+        backend = self._backend(ingress, ref, route.backend.tls)
         if backend.key == route.backend.key:
             message = (
                 f"canary for {what}: its service {backend.key} is the main route's own; "
@@ -695,7 +699,7 @@ class _Compiler:
         policy: IngressPolicy,
         redirect: bool,
     ) -> Route:
-        resolved = self._backend(ingress, backend)
+        resolved = self._backend(ingress, backend, policy.backend_tls)
         # In ingress-nginx's phase order: app-root is the server's rewrite phase, the
         # redirects are the location's `return`, the https redirect its rewrite_by_lua.
         steps: list[Step] = []
@@ -731,11 +735,15 @@ class _Compiler:
             replaced_fields=replaced,
         )
 
-    def _backend(self, ingress: Ingress, ref: ServiceBackend) -> Backend:
-        key = (ingress.ref.namespace, ref)
+    def _backend(self, ingress: Ingress, ref: ServiceBackend, tls: bool = False) -> Backend:
+        key = (ingress.ref.namespace, ref, tls)
         backend = self.backends.get(key)
         if backend is None:
-            backend = self.backends[key] = self._resolve(ingress.ref.namespace, ref)
+            backend = self._resolve(ingress.ref.namespace, ref)
+            if tls:
+                endpoints = tuple(replace(e, tls=True) for e in backend.endpoints)
+                backend = replace(backend, endpoints=endpoints, tls=True)
+            self.backends[key] = backend
             if backend.problem:
                 self.warnings.append(
                     f"{ingress.origin}: Ingress {ingress.ref}: backend {ref}: "

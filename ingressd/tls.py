@@ -11,6 +11,7 @@ default).  Built once per configuration load; no asyncio.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import itertools
 import os
@@ -76,6 +77,19 @@ def _san_matches(san: str, host: str) -> bool:
         first, _, rest = host.partition(".")
         return bool(first) and rest == san[2:]
     return False
+
+
+@functools.cache
+def upstream_context() -> ssl.SSLContext:
+    """The client context for backend-protocol: HTTPS, as ingress-nginx's default
+    (proxy_ssl_verify off): TLS 1.2+, no certificate or name verification."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    context.options |= ssl.OP_NO_COMPRESSION
+    return context
 
 
 def new_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:

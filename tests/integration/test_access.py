@@ -35,6 +35,7 @@ CLOSING: dict[str, str] = {
     "enable-modsecurity": "true",
     "enable-owasp-core-rules": "true",
     "backend-protocol": "GRPC",
+    "proxy-ssl-verify": "on",
     "ssl-passthrough": "true",
 }
 

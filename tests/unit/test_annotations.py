@@ -52,13 +52,14 @@ def test_an_ingress_nginx_name_ingressd_lacks_is_not_supported_never_unknown() -
         ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "optional"},
          ("auth-tls-secret",)),
         ({"whitelist-source-range": "10.0.0.0/8", "auth-type": "digest"}, ("auth-type",)),
-        ({"backend-protocol": "HTTPS"}, ("backend-protocol",)),
+        ({"backend-protocol": "HTTPS", "proxy-ssl-verify": "on"}, ("proxy-ssl-verify",)),
         ({"backend-protocol": "grpcs"}, ("backend-protocol",)),
         ({"ssl-passthrough": "true"}, ("ssl-passthrough",)),
         ({"enable-modsecurity": "true"}, ("enable-modsecurity",)),
         # The same checks turned off, or an auth companion without the annotation that
         # turns authentication on: served as ingress-nginx serves them.
         ({"backend-protocol": "HTTP"}, ()),
+        ({"backend-protocol": "HTTPS", "proxy-ssl-verify": "off"}, ()),
         ({"limit-rps": "0"}, ()),
         ({"auth-tls-secret": "default/ca", "auth-tls-verify-client": "off"}, ()),
         ({"auth-realm": "Staff", "auth-secret": "users"}, ()),
