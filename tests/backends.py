@@ -10,6 +10,8 @@
   /ws             WebSocket handshake (101), then echoes raw bytes
   /hop-headers    JSON echo, with hop-by-hop headers (Connection naming X-Backend-Hop,
                   Keep-Alive, Proxy-Connection) a proxy must not pass on
+  /cors-headers   JSON echo, with the backend's own Access-Control-Allow-Origin: * and
+                  Access-Control-Max-Age: 5
   anything else   JSON echo: name, method, target, headers, body length
 HEAD /bytes/N answers the head of GET /bytes/N (Content-Length: N) and no body.
 Each backend counts the TCP connections it accepted, so tests can assert reuse, and
@@ -23,6 +25,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import ssl
 
 import h11
 
@@ -68,8 +71,9 @@ class Backend:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[object]] = set()
 
-    async def start(self, port: int = 0) -> Backend:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port)
+    async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> Backend:
+        """Listen on 127.0.0.1 (`tls`: speak HTTPS with that server context)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port, ssl=tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -181,6 +185,8 @@ class Backend:
             headers += [("connection", "keep-alive, x-backend-hop"),
                         ("keep-alive", "timeout=5, max=100"), ("x-backend-hop", "secret"),
                         ("proxy-connection", "keep-alive"), ("x-end-to-end", "kept")]  # fmt: skip
+        if path == "/cors-headers":  # a backend that sets its own CORS headers
+            headers += [("access-control-allow-origin", "*"), ("access-control-max-age", "5")]
         if not no_body:
             headers.append(("content-length", str(len(body))))
         writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
