@@ -156,6 +156,37 @@ def parse_secret_name(value: str) -> str:
     return value.strip()
 
 
+_ORIGIN = re.compile(r"^([a-z]+://(\*\.)?[A-Za-z0-9\-.]*(:\d+)?|null)$")  # ingress-nginx's
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """cors-allow-origin: ``*``, or a list of origins (``https://*.example.com`` allows one
+    label there), ``null`` included."""
+    origins = tuple(o.strip() for o in value.split(",") if o.strip())
+    if "*" in origins:
+        return ("*",)
+    for origin in origins:
+        if _ORIGIN.match(origin) is None:
+            raise ValueError(f"{origin!r} is not an origin such as https://app.example.com:8443")
+    return origins
+
+
+def _listing(pattern: str, what: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def parse(value: str) -> str:
+        if compiled.match(value) is None:
+            raise ValueError(f"expected {what}, got {value!r}")
+        return value
+
+    return parse
+
+
+parse_methods = _listing(r"^([A-Za-z]+,?\s?)+$", "methods such as GET, POST")
+parse_header_names = _listing(r"^([A-Za-z0-9\-_]+,?\s?)+$", "header names such as X-Token, Range")
+parse_exposed_headers = _listing(r"^(([A-Za-z0-9\-_]+|\*),?\s?)+$", "header names or *")
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -230,6 +261,13 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "limit-burst-multiplier": parse_positive_count,
     "limit-allowlist": parse_cidrs,
     "limit-whitelist": parse_cidrs,
+    "enable-cors": parse_bool,
+    "cors-allow-origin": parse_origins,
+    "cors-allow-methods": parse_methods,
+    "cors-allow-headers": parse_header_names,
+    "cors-allow-credentials": parse_bool,
+    "cors-expose-headers": parse_exposed_headers,
+    "cors-max-age": parse_count,
     "allowlist-source-range": parse_cidrs,
     "whitelist-source-range": parse_cidrs,
     "denylist-source-range": parse_cidrs,
@@ -245,7 +283,15 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "canary-by-cookie": parse_token,
 }
 
-_BASIC_AUTH_COMPANIONS = frozenset({"auth-secret", "auth-secret-type", "auth-realm"})
+# Annotations that act only beside another one: name -> (that one, its value).
+_COMPANIONS: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(("auth-secret", "auth-secret-type", "auth-realm"), ("auth-type", "basic")),
+    **dict.fromkeys(
+        ("cors-allow-origin", "cors-allow-methods", "cors-allow-headers",
+         "cors-allow-credentials", "cors-expose-headers", "cors-max-age"),
+        ("enable-cors", "true"),
+    ),
+}  # fmt: skip
 
 # What a canary Ingress keeps of its own (ingress-nginx's docs): the rest of its
 # annotations are ignored, canary traffic gets the main Ingress's policy.
@@ -393,6 +439,21 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Cors:
+    """enable-cors with ingress-nginx's defaults."""
+
+    origins: tuple[str, ...] = ("*",)
+    methods: str = "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+    headers: str = (
+        "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,"
+        "Content-Type,Range,Authorization"
+    )
+    credentials: bool = True
+    expose: str = ""
+    max_age: int = 1728000
+
+
+@dataclass(frozen=True, slots=True)
 class IngressPolicy:
     """Per-Ingress proxy settings; the defaults are SPEC §4's."""
 
@@ -412,6 +473,7 @@ class IngressPolicy:
     aliases: tuple[str, ...] = ()
     basic_auth: BasicAuth | None = None
     limits: Limits | None = None
+    cors: Cors | None = None
     allow: tuple[Network, ...] = ()  # empty: no allowlist
     deny: tuple[Network, ...] = ()
     use_regex: bool = False
@@ -456,7 +518,6 @@ _MESSAGES = {
         "policy (as ingress-nginx)"
     ),
     Verdict.NOT_CANARY: 'ignored: the Ingress does not say canary: "true"',
-    Verdict.INERT: 'ignored: it acts only with auth-type: "basic", as in ingress-nginx',
     Verdict.REFUSED: "refused: ingressd runs no user-supplied configuration code",
     Verdict.UNKNOWN: "unknown annotation (ingress-nginx has no such name); ignored",
 }
@@ -495,6 +556,9 @@ def _finding(name: str, value: str, values: Mapping[str, str]) -> AnnotationFind
     verdict = _verdict(name, value, values)
     quirk = _QUIRKS.get(name)
     note = quirk(value) if quirk is not None and verdict is Verdict.HONOURED else None
+    if verdict is Verdict.INERT:
+        other, wanted = _COMPANIONS[name]
+        note = f'ignored: it acts only with {other}: "{wanted}", as in ingress-nginx'
     return AnnotationFinding(key, verdict, note or _MESSAGES.get(verdict, verdict.value))
 
 
@@ -508,7 +572,8 @@ def _verdict(name: str, value: str, values: Mapping[str, str]) -> Verdict:
         return Verdict.NOT_CANARY
     if canary and not name.startswith("canary") and not _canary_keeps(name):
         return Verdict.CANARY_IGNORED
-    if name in _BASIC_AUTH_COMPANIONS and values.get("auth-type") != "basic":
+    companion = _COMPANIONS.get(name)
+    if companion is not None and values.get(companion[0], "").strip() != companion[1]:
         return Verdict.INERT
     closes = FAIL_CLOSED.get(name)
     if closes is not None and closes(value, values):
@@ -592,6 +657,7 @@ def policy_of(annotations: Iterable[tuple[str, str]], namespace: str = "default"
         aliases=_get(values, "server-alias", parse_hosts, ()),
         basic_auth=_basic_auth(values, namespace),
         limits=_limits(values),
+        cors=_cors(values),
         allow=_allowlist(values),
         deny=_get(values, "denylist-source-range", parse_cidrs, ()),
         use_regex=_get(values, "use-regex", parse_bool, False),
@@ -629,6 +695,21 @@ def _basic_auth(values: Mapping[str, str], namespace: str) -> BasicAuth | None:
         secret_ref(namespace, secret) if secret else ObjectRef(namespace, ""),
         values.get("auth-secret-type", "auth-file"),
         values.get("auth-realm", ""),
+    )
+
+
+def _cors(values: Mapping[str, str]) -> Cors | None:
+    if not _get(values, "enable-cors", parse_bool, False):
+        return None
+    default = Cors()
+    return Cors(
+        origins=_get(values, "cors-allow-origin", parse_origins, default.origins)
+        or default.origins,
+        methods=values.get("cors-allow-methods") or default.methods,
+        headers=values.get("cors-allow-headers") or default.headers,
+        credentials=_get(values, "cors-allow-credentials", parse_bool, default.credentials),
+        expose=values.get("cors-expose-headers", ""),
+        max_age=_get(values, "cors-max-age", parse_count, default.max_age),
     )
 
 

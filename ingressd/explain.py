@@ -62,7 +62,7 @@ def explain(
     lines += _rule(table, target.host, route)
     for step in route.steps:
         lines.append(f"Step: {step.describe()}")
-    request = Request(head, target, path, secure, https_port, client, 0.0, LimitStore(), [])
+    request = Request(head, target, path, secure, https_port, client, 0.0, LimitStore(), [], [])
     answer = local_answer(route.steps, request)
     if answer is not None:
         location = dict(answer.headers).get(b"Location")

@@ -319,13 +319,12 @@ def simple_response(
     phrase = HTTPStatus(status).phrase.encode()
     if body is None:
         body = status_body(status)
-    lines = [
-        b"HTTP/1.1 %d %s" % (status, phrase),
-        b"Server: " + _SERVER,
-        b"Content-Type: text/plain; charset=utf-8",
-        b"Content-Length: %d" % len(body),
-        b"Connection: keep-alive" if keep_alive else b"Connection: close",
-    ]
+    lines = [b"HTTP/1.1 %d %s" % (status, phrase), b"Server: " + _SERVER]
+    if status == 204:  # no content, and no Content-Length (RFC 9110 §8.6)
+        body = b""
+    else:
+        lines += (b"Content-Type: text/plain; charset=utf-8", b"Content-Length: %d" % len(body))
+    lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
     if request_id is not None:
         lines.append(b"X-Request-ID: " + request_id)
     lines.extend(n + b": " + v for n, v in extra)

@@ -53,6 +53,7 @@ class Request(NamedTuple):
     now: float  # the loop's clock when the request arrived
     limits: LimitStore  # the server's, kept across reloads
     finish: list[Callable[[], None]]  # run once when the exchange ends, however it ends
+    response: list[tuple[bytes, bytes]]  # header lines every response to it gets (CORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,51 @@ def unavailable(description: str) -> Always:
 def redirect(code: int, url: str) -> Always:
     """The URL exactly as written, nothing of the request appended (as nginx's return)."""
     return Always(Answer(code, ((b"Location", url.encode()),)), f"{code} → {url}")
+
+
+@dataclass(frozen=True, slots=True)
+class CorsCheck:
+    """enable-cors, as ingress-nginx's CORS template: for an allowed origin (any, with
+    ``*``), an OPTIONS request is answered here with 204 and the CORS headers; any other
+    request gets them on its response, replacing the backend's.  Other origins get
+    nothing, and their OPTIONS goes to the backend.
+
+    Origins match case-insensitively, a ``*.`` standing for one label; unlike the
+    template's regex, which only anchors the end, the whole origin must match (a browser
+    never sends anything else, so only non-browser oddities differ).
+    """
+
+    origins: re.Pattern[bytes] | None  # None: every origin, answered with "*"
+    headers: tuple[tuple[bytes, bytes], ...]  # all but Access-Control-Allow-Origin
+
+    @classmethod
+    def compile(
+        cls, origins: tuple[str, ...], headers: tuple[tuple[bytes, bytes], ...]
+    ) -> CorsCheck:
+        if origins == ("*",):
+            return cls(None, headers)
+        alternatives = [re.escape(o).replace(r"\*", r"[A-Za-z0-9\-]+", 1) for o in origins]
+        pattern = re.compile(("^(?:" + "|".join(alternatives) + ")$").encode(), re.IGNORECASE)
+        return cls(pattern, headers)
+
+    def __call__(self, request: Request) -> Answer | None:
+        head = request.head
+        if self.origins is None:
+            origin = b"*"
+        else:
+            sent = head.value(b"origin")
+            if sent is None or self.origins.match(sent) is None:
+                return None
+            origin = sent
+        headers = ((b"Access-Control-Allow-Origin", origin), *self.headers)
+        if head.method == b"OPTIONS":
+            return Answer(204, headers, b"")
+        request.response.extend(headers)
+        return None
+
+    def describe(self) -> str:
+        which = "any origin" if self.origins is None else "allowed origins"
+        return f"CORS for {which}: 204 to OPTIONS, headers on the others"
 
 
 @dataclass(frozen=True, slots=True)

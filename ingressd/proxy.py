@@ -51,6 +51,7 @@ _NO_BODY, _BY_LENGTH, _CHUNKED, _UNTIL_CLOSE = Framing
 
 _PENDING_LIMIT = 64 * 1024  # request bytes buffered while connecting
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_FIELDS: list[tuple[bytes, bytes]] = []  # shared, never appended to (see _request)
 
 
 class Phase(enum.Enum):
@@ -86,6 +87,7 @@ class Exchange:
         "request_complete",
         "request_id",
         "response_bytes",
+        "response_fields",
         "response_parser",
         "reused",
         "route",
@@ -110,6 +112,7 @@ class Exchange:
         self.backend: Backend | None = None  # the route's, or its canary's
         self.labels = NO_ROUTE_LABELS
         self.finish_hooks: list[Callable[[], None]] | None = None
+        self.response_fields: list[tuple[bytes, bytes]] = _NO_FIELDS
         self.phase = _CONNECTING
         self.upstream: UpstreamConnection | None = None
         self.endpoint: Endpoint | None = None
@@ -175,8 +178,9 @@ class Exchange:
         if client.trusted is not None:
             address = http1.client_address(head.headers, address, client.trusted)
         hooks = self.finish_hooks = []
+        fields = self.response_fields = []
         return Request(head, target, path, secure, port, address, self.started,
-                       client.server.limits, hooks)  # fmt: skip
+                       client.server.limits, hooks, fields)  # fmt: skip
 
     def _run_steps(self, route: Route, request: Request, first: int) -> bool:
         """Run the route's request steps from `first`: True when one answered, or will
@@ -436,11 +440,17 @@ class Exchange:
         self.upstream_reusable = response.keep_alive and response.framing is not _UNTIL_CLOSE
         keep = self.keep_client and not client.closing
         framing = response.framing
+        connection = response.connection
+        added = self.response_fields
+        if added:  # ingressd's (CORS) fields replace the backend's of the same names
+            connection = (*connection, *(name.lower() for name, _ in added))
         parts = [
             b"HTTP/1.1 %d %s" % (status, response.reason),
-            http1.downstream_fields(response.fields, response.connection),
+            http1.downstream_fields(response.fields, connection),
             b"x-request-id: ", self.request_id, b"\r\n",
         ]  # fmt: skip
+        if added:
+            parts.append(http1.fields_bytes(added))
         if framing is _CHUNKED or framing is _UNTIL_CLOSE:
             if head.version == b"1.1":
                 self.client_chunked = True
@@ -647,7 +657,9 @@ class Exchange:
         self.status = status
         if body is None:
             body = http1.status_body(status)
-        if self.head.method != b"HEAD":
+        if self.response_fields:
+            extra = (*extra, *self.response_fields)
+        if self.head.method != b"HEAD" and status != 204:
             self.body_bytes_sent = len(body)
         client.write(
             http1.simple_response(

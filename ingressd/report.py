@@ -111,7 +111,6 @@ _REASONS = {
     Verdict.IGNORED: "",
     Verdict.CANARY_IGNORED: "canary traffic gets the main Ingress's policy",
     Verdict.NOT_CANARY: 'the Ingress does not say canary: "true"',
-    Verdict.INERT: 'it acts only with auth-type: "basic"',
     Verdict.REFUSED: "ingressd runs no user-supplied configuration code",
     Verdict.UNKNOWN: "ingress-nginx has no such annotation",
 }

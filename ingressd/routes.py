@@ -17,7 +17,7 @@ from datetime import UTC
 from typing import Final
 
 from . import htpasswd
-from .annotations import BasicAuth, IngressPolicy, Limits, canary_rule, policy_of
+from .annotations import BasicAuth, Cors, IngressPolicy, Limits, canary_rule, policy_of
 from .errors import ConfigError
 from .gcpause import gc_paused
 from .model import (
@@ -37,6 +37,7 @@ from .policy import (
     BasicAuthCheck,
     Canary,
     CanaryRule,
+    CorsCheck,
     HttpsRedirect,
     LimitCheck,
     Rewrite,
@@ -708,6 +709,8 @@ class _Compiler:
         app_root = self.app_roots.get(host)
         if app_root is not None:
             steps.append(AppRoot(app_root))
+        if policy.cors is not None:  # the template's `if`s come before the location's return
+            steps.append(_cors(policy.cors))
         if policy.redirect is not None:
             steps.append(redirect_to(policy.redirect.code, policy.redirect.url))
         if redirect:
@@ -768,6 +771,18 @@ class _Compiler:
         if not endpoints:
             return Backend(service_ref, ref.port, (), "no ready endpoints")
         return Backend(service_ref, ref.port, endpoints)
+
+
+def _cors(cors: Cors) -> CorsCheck:
+    headers = []
+    if cors.credentials:
+        headers.append((b"Access-Control-Allow-Credentials", b"true"))
+    headers.append((b"Access-Control-Allow-Methods", cors.methods.encode()))
+    headers.append((b"Access-Control-Allow-Headers", cors.headers.encode()))
+    if cors.expose:
+        headers.append((b"Access-Control-Expose-Headers", cors.expose.encode()))
+    headers.append((b"Access-Control-Max-Age", str(cors.max_age).encode()))
+    return CorsCheck.compile(cors.origins, tuple(headers))
 
 
 def _rewrite(

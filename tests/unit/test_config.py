@@ -736,6 +736,13 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("server-alias", "~^www\\d+\\.example\\.com$"),
         ("from-to-www-redirect", "yes"),
         ("proxy-next-upstream-tries", "many"),
+        ("cors-allow-origin", "https://app.example, not an origin"),
+        ("cors-allow-methods", "GET; rm -rf"),
+        ("cors-allow-headers", "X-Token\r\nSet-Cookie: x"),
+        ("cors-max-age", "a day"),
+        ("limit-burst-multiplier", "0"),
+        ("auth-type", "kerberos"),
+        ("auth-secret", "../etc/passwd"),
     ],
 )
 def test_bad_annotation_value_is_an_error_naming_its_line(

@@ -49,7 +49,7 @@ def request(authorization: str | None) -> Request:
     (head, *_) = RequestParser().feed((lines + "\r\n").encode())
     assert isinstance(head, RequestHead)
     target = split_target(b"GET", b"/", b"a.test")
-    return Request(head, target, "/", False, 443, "127.0.0.1", 0.0, LimitStore(), [])
+    return Request(head, target, "/", False, 443, "127.0.0.1", 0.0, LimitStore(), [], [])
 
 
 def basic(user: str, password: str) -> str:
