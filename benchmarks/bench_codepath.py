@@ -27,6 +27,7 @@ import uvloop
 from ingressd import http1
 from ingressd.accesslog import AccessLog
 from ingressd.downstream import ClientConnection
+from ingressd.policy import BasicAuthCheck
 from ingressd.pool import State, UpstreamConnection
 from ingressd.runtime import build_runtime
 from ingressd.server import ProxyServer
@@ -62,10 +63,14 @@ def config_for(route: str) -> str:
     if route == "plain":
         return CONFIG
     path, kind, annotation = policy_routes.ANNOTATED[route]
-    return CONFIG.replace(
-        "metadata: {name: be}\nspec:\n  rules:",
-        f"metadata:\n  name: be\n  annotations: {{{annotation}}}\nspec:\n  rules:",
-    ).replace("{path: /, pathType: Prefix", f"{{path: {path}, pathType: {kind}")
+    secret = policy_routes.BASIC_SECRET if route == "basic" else ""
+    return (
+        CONFIG.replace(
+            "metadata: {name: be}\nspec:\n  rules:",
+            f"metadata:\n  name: be\n  annotations: {{{annotation}}}\nspec:\n  rules:",
+        ).replace("{path: /, pathType: Prefix", f"{{path: {path}, pathType: {kind}")
+        + secret
+    )
 
 
 REQUEST = (
@@ -143,9 +148,14 @@ async def run(
     upstream_transport.on_write = lambda data: answers.append(RESPONSE)
 
     outbox = server.outbox
+    request = REQUEST
+    if route == "basic":
+        authorization = policy_routes.BASIC_AUTHORIZATION
+        request = REQUEST.replace(b"\r\n\r\n", b"\r\nAuthorization: " + authorization + b"\r\n\r\n")
+        remember_credentials(server, authorization)
 
     def one() -> None:  # each call is what one loop iteration would send (outbox.py)
-        client.data_received(REQUEST)
+        client.data_received(request)
         outbox.flush()
         upstream.data_received(answers.pop())
         outbox.flush()
@@ -164,6 +174,14 @@ async def run(
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     assert client_transport.written > 0
     return elapsed / requests * 1e6
+
+
+def remember_credentials(server: ProxyServer, authorization: bytes) -> None:
+    """What a client's first request leaves behind (its check ran in a worker thread)."""
+    route = server.runtime.table.match("bench.example", "/")
+    assert route is not None
+    (check,) = [step for step in route.steps if isinstance(step, BasicAuthCheck)]
+    assert check._check(authorization, "bench", "bench") is None
 
 
 def main() -> None:

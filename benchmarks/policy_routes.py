@@ -55,4 +55,24 @@ ALLOWLIST = (
 # A rate limit the benchmark never reaches: the accounting runs on every request.
 LIMIT = ("/", "Prefix", "nginx.ingress.kubernetes.io/limit-rps: '1000000'")
 
-ANNOTATED = {"rewrite": REWRITE, "step": STEP, "allowlist": ALLOWLIST, "limit": LIMIT}
+# Basic authentication whose credentials were verified once (what every later request
+# of a client costs): the Secret is appended, the request carries BASIC_AUTHORIZATION.
+BASIC = (
+    "/",
+    "Prefix",
+    "nginx.ingress.kubernetes.io/auth-type: basic, "
+    "nginx.ingress.kubernetes.io/auth-secret: bench-users",
+)
+BASIC_SECRET = """
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bench-users}
+type: Opaque
+stringData: {auth: "bench:{PLAIN}bench"}
+"""
+BASIC_AUTHORIZATION = b"Basic YmVuY2g6YmVuY2g="  # bench:bench
+
+ANNOTATED = {
+    "rewrite": REWRITE, "step": STEP, "allowlist": ALLOWLIST, "limit": LIMIT, "basic": BASIC,
+}  # fmt: skip

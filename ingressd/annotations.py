@@ -140,6 +140,12 @@ def parse_auth_type(value: str) -> str:
     return value
 
 
+def parse_satisfy(value: str) -> str:
+    if value not in ("all", "any"):
+        raise ValueError(f'expected "all" or "any", got {value!r}')
+    return value
+
+
 def parse_auth_secret_type(value: str) -> str:
     if value not in ("auth-file", "auth-map"):
         raise ValueError(f'expected "auth-file" or "auth-map", got {value!r}')
@@ -255,6 +261,7 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "auth-secret": parse_secret_name,
     "auth-secret-type": parse_auth_secret_type,
     "auth-realm": parse_field_value,
+    "satisfy": parse_satisfy,
     "limit-rps": parse_count,  # 0: no limit, as ingress-nginx
     "limit-rpm": parse_count,
     "limit-connections": parse_count,
@@ -271,6 +278,10 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "allowlist-source-range": parse_cidrs,
     "whitelist-source-range": parse_cidrs,
     "denylist-source-range": parse_cidrs,
+    "upstream-vhost": _listing(
+        r"^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$",
+        "a host name, with an optional port",
+    ),
     "use-regex": parse_bool,
     "rewrite-target": parse_rewrite_target,
     "x-forwarded-prefix": parse_field_value,
@@ -465,6 +476,7 @@ class IngressPolicy:
     ssl_redirect: bool = True
     force_ssl_redirect: bool = False
     backend_tls: bool = False  # backend-protocol: HTTPS (no verification, no SNI)
+    upstream_host: str | None = None  # upstream-vhost: the Host the backend receives
     # Annotations that make every route of the Ingress answer 503 (see FAIL_CLOSED).
     closed_by: tuple[str, ...] = ()
     redirect: Redirect | None = None
@@ -472,6 +484,7 @@ class IngressPolicy:
     from_to_www: bool = False
     aliases: tuple[str, ...] = ()
     basic_auth: BasicAuth | None = None
+    satisfy_any: bool = False  # satisfy: any — the source ranges or the credentials
     limits: Limits | None = None
     cors: Cors | None = None
     allow: tuple[Network, ...] = ()  # empty: no allowlist
@@ -651,11 +664,13 @@ def policy_of(annotations: Iterable[tuple[str, str]], namespace: str = "default"
         ),
         closed_by=closed_by,
         backend_tls=values.get("backend-protocol", "").strip().upper() == "HTTPS",
+        upstream_host=values.get("upstream-vhost") or None,
         redirect=_redirect(values),
         app_root=values.get("app-root"),
         from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),
         aliases=_get(values, "server-alias", parse_hosts, ()),
         basic_auth=_basic_auth(values, namespace),
+        satisfy_any=values.get("satisfy", "all") == "any",
         limits=_limits(values),
         cors=_cors(values),
         allow=_allowlist(values),

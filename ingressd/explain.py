@@ -92,7 +92,8 @@ def explain(
         lines.append(f"Rewrite: {route.rewrite.target}")
     lines.append("Upstream request:")
     lines.append(f"  {head.method.decode()} {forward.decode('latin-1')} HTTP/1.1")
-    lines.append(f"  Host: {target.host_header.decode('latin-1')}")
+    host = route.upstream_host or target.host_header
+    lines.append(f"  Host: {host.decode('latin-1')}")
     for line in route.upstream_lines.decode("latin-1").splitlines():
         lines.append(f"  {line}")
     lines.append("  (and the client's end-to-end headers, X-Forwarded-*, X-Real-IP, X-Request-ID)")

@@ -253,6 +253,23 @@ _FORBIDDEN = Answer(403)
 
 
 @dataclass(frozen=True, slots=True)
+class EitherAccess:
+    """satisfy: any — a client the source ranges let through needs no credentials; one
+    they refuse must authenticate, and gets the 401 (nginx keeps 401 over 403)."""
+
+    ranges: SourceRange
+    auth: BasicAuthCheck
+
+    def __call__(self, request: Request) -> Answer | Pending | None:
+        if self.ranges(request) is None:
+            return None
+        return self.auth(request)
+
+    def describe(self) -> str:
+        return f"satisfy any: {self.ranges.describe()}, or {self.auth.describe()}"
+
+
+@dataclass(frozen=True, slots=True)
 class LimitCheck:
     """limit-rps, limit-rpm, limit-connections per Ingress and client address: 503, as
     ingress-nginx's default limit-req/limit-conn status; limit-allowlist is exempt.

@@ -257,7 +257,8 @@ class Exchange:
                 )
             )
         parts = [
-            head.method, b" ", target.forward_target, b" HTTP/1.1\r\nhost: ", host,
+            head.method, b" ", target.forward_target, b" HTTP/1.1\r\nhost: ",
+            route.upstream_host or host,
             http1.upstream_fields(head.fields, connection), forwarded, route.upstream_lines,
             b"x-request-id: ", self.request_id, b"\r\n",
         ]  # fmt: skip
@@ -690,6 +691,7 @@ class Exchange:
             return
         self.phase = _DONE
         self._close_upstream()
-        self._run_finish_hooks()
+        if self.finish_hooks:
+            self._run_finish_hooks()
         self.client.server.exchange_finished(self)
         self.client.exchange_done(self, keep_client)

@@ -38,6 +38,7 @@ from .policy import (
     Canary,
     CanaryRule,
     CorsCheck,
+    EitherAccess,
     HttpsRedirect,
     LimitCheck,
     Rewrite,
@@ -98,6 +99,7 @@ class Route:
     steps: tuple[Step, ...] = ()
     canary: Canary | None = None
     rewrite: Rewrite | None = None
+    upstream_host: bytes | None = None  # upstream-vhost: the Host sent instead of the client's
     upstream_lines: bytes = b""  # extra request field lines, rendered once (CRLF-ended)
     replaced_fields: tuple[bytes, ...] = ()  # the client's fields that `upstream_lines` replace
 
@@ -575,6 +577,16 @@ class _Compiler:
 
     # --- access ---------------------------------------------------------------------
 
+    def _access(self, ingress: Ingress, policy: IngressPolicy) -> list[Step]:
+        """nginx's access phase, after the redirects: the source ranges, then the
+        credentials; with satisfy: any, either one (never when the auth Secret is unusable:
+        that stays a 503 for everyone)."""
+        ranges = SourceRange(policy.deny, policy.allow) if policy.allow or policy.deny else None
+        auth = self._basic_auth(ingress, policy.basic_auth) if policy.basic_auth else None
+        if policy.satisfy_any and ranges is not None and isinstance(auth, BasicAuthCheck):
+            return [EitherAccess(ranges, auth)]
+        return [step for step in (ranges, auth) if step is not None]
+
     def _basic_auth(self, ingress: Ingress, spec: BasicAuth) -> Step:
         """One check per Ingress (its routes share the remembered credentials); a Secret
         that cannot be used is a 503 for the Ingress, never an open route."""
@@ -717,10 +729,7 @@ class _Compiler:
             steps.append(HttpsRedirect())
         if policy.limits is not None:  # nginx's preaccess phase: before allow/deny and auth
             steps.append(self._limits(ingress, policy.limits))
-        if policy.allow or policy.deny:  # nginx's access phase: after the redirects
-            steps.append(SourceRange(policy.deny, policy.allow))
-        if policy.basic_auth is not None:
-            steps.append(self._basic_auth(ingress, policy.basic_auth))
+        steps += self._access(ingress, policy)
         rewrite, lines, replaced = _rewrite(item, policy)
         return Route(
             ingress=ingress.ref,
@@ -734,6 +743,7 @@ class _Compiler:
             https_redirect=redirect,
             steps=tuple(steps),
             rewrite=rewrite,
+            upstream_host=policy.upstream_host.encode() if policy.upstream_host else None,
             upstream_lines=lines,
             replaced_fields=replaced,
         )

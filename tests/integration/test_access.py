@@ -496,3 +496,32 @@ async def test_limit_connections_counts_requests_in_progress_and_releases_them(
         while (await http.get("/b", headers={"host": "limited.test"})).status_code == 503:
             assert asyncio.get_running_loop().time() < deadline, "never released"
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("satisfy", "allowlist", "with_credentials", "status"),
+    [
+        ("any", "10.0.0.0/8", False, 401),  # outside the range: credentials needed, 401
+        ("any", "10.0.0.0/8", True, 200),
+        ("any", "127.0.0.0/8", False, 200),  # inside the range: no credentials needed
+        ("all", "127.0.0.0/8", False, 401),  # both needed
+        ("all", "10.0.0.0/8", True, 403),
+        ("all", "127.0.0.0/8", True, 200),
+    ],
+)
+async def test_satisfy_any_lets_either_the_range_or_the_credentials_through(
+    backend: Backend, ingressd: StartIngressd, satisfy: str, allowlist: str,
+    with_credentials: bool, status: int,
+) -> None:  # fmt: skip
+    annotations = basic(auth_secret="users", satisfy=satisfy, allowlist_source_range=allowlist)
+    objects = [
+        *manifests.service("app", [backend.port]),
+        auth_secret("users", {"auth": "alice:{PLAIN}" + password_of("alice")}),
+        manifests.ingress("either", "either.test", {"/": "app"}, annotations=annotations),
+    ]
+    proxy = await ingressd(objects)
+    auth = ("alice", password_of("alice")) if with_credentials else None
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False) as http:
+        response = await http.get("/", headers={"host": "either.test"}, auth=auth)
+    assert response.status_code == status
+    assert backend.requests == (status == 200)

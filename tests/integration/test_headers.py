@@ -118,3 +118,17 @@ async def test_hop_by_hop_response_headers_do_not_reach_the_client(
     for value in response.headers_named("connection"):
         assert "x-backend-hop" not in value.lower(), f"backend's Connection forwarded: {value}"
     assert response.header("x-end-to-end") == "kept"
+
+
+async def test_upstream_vhost_sets_the_host_the_backend_receives(
+    backends: StartBackend, ingressd: StartIngressd
+) -> None:
+    backend = await backends()
+    vhost = {"nginx.ingress.kubernetes.io/upstream-vhost": "internal.svc:8080"}
+    proxy = await ingressd(app(backend, annotations=vhost))
+    async with client(proxy) as http:
+        echo = (await http.get("/page")).json()
+    hosts = [v for k, v in echo["headers"] if k == "host"]
+    forwarded = [v for k, v in echo["headers"] if k == "x-forwarded-host"]
+    assert hosts == ["internal.svc:8080"]
+    assert forwarded == [HOST]  # the client's Host still travels as X-Forwarded-Host

@@ -36,10 +36,10 @@ def test_each_annotation_gets_its_verdict_in_the_order_given() -> None:
 
 
 def test_an_ingress_nginx_name_ingressd_lacks_is_not_supported_never_unknown() -> None:
-    assert verdicts(proxy_buffer_size="16k", mirror_target="http://m", satisfy="any") == {
+    assert verdicts(proxy_buffer_size="16k", mirror_target="http://m", proxy_cookie_path="/") == {
         "proxy-buffer-size": Verdict.IGNORED,
         "mirror-target": Verdict.IGNORED,
-        "satisfy": Verdict.IGNORED,
+        "proxy-cookie-path": Verdict.IGNORED,
     }
 
 

@@ -742,6 +742,8 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("cors-max-age", "a day"),
         ("limit-burst-multiplier", "0"),
         ("auth-type", "kerberos"),
+        ("satisfy", "some"),
+        ("upstream-vhost", "evil.test\r\nX-Injected: 1"),
         ("auth-secret", "../etc/passwd"),
     ],
 )
