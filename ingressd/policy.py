@@ -18,13 +18,12 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
 
 from . import htpasswd, http1
 from .codec import RequestHead
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 if TYPE_CHECKING:
     from .limits import LimitStore
@@ -223,29 +222,56 @@ class HttpsRedirect:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressSet:
+    """CIDRs as (version, network, mask) integers: a membership test is a few integer
+    operations, where `ipaddress`'s ``in`` costs microseconds per network."""
+
+    networks: tuple[Network, ...]
+    ranges: tuple[tuple[int, int, int], ...]
+
+    @classmethod
+    def of(cls, networks: tuple[Network, ...]) -> AddressSet:
+        ranges = tuple((n.version, int(n.network_address), int(n.netmask)) for n in networks)
+        return cls(networks, ranges)
+
+    def __contains__(self, address: object) -> bool:
+        version, value = cast(tuple[int, int], address)
+        for network_version, network, mask in self.ranges:
+            if network_version == version and value & mask == network:
+                return True
+        return False
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __str__(self) -> str:
+        return ", ".join(str(network) for network in self.networks)
+
+
+@dataclass(frozen=True, slots=True)
 class SourceRange:
     """denylist-source-range, then allowlist-source-range: 403, as nginx's deny/allow.
 
     An address that cannot be read (no peer address) is refused: never open.
     """
 
-    deny: tuple[Network, ...]
-    allow: tuple[Network, ...]  # empty: every address not denied may pass
+    deny: AddressSet
+    allow: AddressSet  # empty: every address not denied may pass
 
     def __call__(self, request: Request) -> Answer | None:
         address = _address(request.client)
-        if address is None or any(address in network for network in self.deny):
+        if address is None or address in self.deny:
             return _FORBIDDEN
-        if self.allow and not any(address in network for network in self.allow):
+        if self.allow and address not in self.allow:
             return _FORBIDDEN
         return None
 
     def describe(self) -> str:
         parts = []
         if self.deny:
-            parts.append("403 from " + ", ".join(str(n) for n in self.deny))
+            parts.append(f"403 from {self.deny}")
         if self.allow:
-            parts.append("403 unless from " + ", ".join(str(n) for n in self.allow))
+            parts.append(f"403 unless from {self.allow}")
         return "; ".join(parts)
 
 
@@ -283,13 +309,13 @@ class LimitCheck:
     rpm: int
     burst_multiplier: int
     connections: int
-    exempt: tuple[Network, ...]
+    exempt: AddressSet
 
     def __call__(self, request: Request) -> Answer | None:
         client = request.client
         if self.exempt:
             address = _address(client)
-            if address is not None and any(address in network for network in self.exempt):
+            if address is not None and address in self.exempt:
                 return None
         store = request.limits
         for kind, count, per in (("rps", self.rps, 1.0), ("rpm", self.rpm, 60.0)):
@@ -322,20 +348,21 @@ class LimitCheck:
 _LIMITED = Answer(503)
 
 
-def _address(text: str) -> IPAddress | None:
+def _address(text: str) -> tuple[int, int] | None:
+    """(IP version, address as an integer); None for text that is not an address."""
     # No address is longer (45 characters, and a scope); longer text is never cached.
     return _parse_address(text) if len(text) <= 64 else None
 
 
 @functools.lru_cache(maxsize=4096)  # a client sends many requests
-def _parse_address(text: str) -> IPAddress | None:
+def _parse_address(text: str) -> tuple[int, int] | None:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket
-    return address
+        address = address.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket
+    return address.version, int(address)
 
 
 @dataclass(frozen=True, slots=True)

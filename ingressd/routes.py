@@ -33,6 +33,7 @@ from .model import (
     ServicePort,
 )
 from .policy import (
+    AddressSet,
     AppRoot,
     BasicAuthCheck,
     Canary,
@@ -581,7 +582,9 @@ class _Compiler:
         """nginx's access phase, after the redirects: the source ranges, then the
         credentials; with satisfy: any, either one (never when the auth Secret is unusable:
         that stays a 503 for everyone)."""
-        ranges = SourceRange(policy.deny, policy.allow) if policy.allow or policy.deny else None
+        ranges = None
+        if policy.allow or policy.deny:
+            ranges = SourceRange(AddressSet.of(policy.deny), AddressSet.of(policy.allow))
         auth = self._basic_auth(ingress, policy.basic_auth) if policy.basic_auth else None
         if policy.satisfy_any and ranges is not None and isinstance(auth, BasicAuthCheck):
             return [EitherAccess(ranges, auth)]
@@ -629,7 +632,7 @@ class _Compiler:
     def _limits(self, ingress: Ingress, limits: Limits) -> LimitCheck:
         """Shared by every path of the Ingress (its zones are per Ingress, as ingress-nginx)."""
         step = LimitCheck(str(ingress.ref), limits.rps, limits.rpm, limits.burst_multiplier,
-                          limits.connections, limits.exempt)  # fmt: skip
+                          limits.connections, AddressSet.of(limits.exempt))  # fmt: skip
         self.limit_zones.update(step.zones())
         return step
 
