@@ -38,7 +38,7 @@ def parse_bool(value: str) -> bool:
 
 def parse_size(value: str) -> int:
     """nginx size syntax (``8m``, ``512k``, ``0`` = unlimited) → bytes."""
-    match = _SIZE.match(value.strip())
+    match = _SIZE.fullmatch(value.strip())
     if match is None:
         raise ValueError(f"expected a size such as 1m, 512k or 0, got {value!r}")
     return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
@@ -72,7 +72,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2
 
 def parse_token(value: str) -> str:
     """A header or cookie name."""
-    if _TOKEN.match(value) is None:
+    if _TOKEN.fullmatch(value) is None:
         raise ValueError(f"expected a header or cookie name (letters, digits, -), got {value!r}")
     return value
 
@@ -157,7 +157,7 @@ _SECRET_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.
 
 def parse_secret_name(value: str) -> str:
     """``name`` or ``namespace/name``, as Kubernetes names them."""
-    if _SECRET_NAME.match(value.strip()) is None:
+    if _SECRET_NAME.fullmatch(value.strip()) is None:
         raise ValueError(f"expected a Secret as name or namespace/name, got {value!r}")
     return value.strip()
 
@@ -172,7 +172,7 @@ def parse_origins(value: str) -> tuple[str, ...]:
     if "*" in origins:
         return ("*",)
     for origin in origins:
-        if _ORIGIN.match(origin) is None:
+        if _ORIGIN.fullmatch(origin) is None:
             raise ValueError(f"{origin!r} is not an origin such as https://app.example.com:8443")
     return origins
 
@@ -181,16 +181,16 @@ def _listing(pattern: str, what: str) -> Callable[[str], str]:
     compiled = re.compile(pattern)
 
     def parse(value: str) -> str:
-        if compiled.match(value) is None:
+        if compiled.fullmatch(value) is None:  # $ alone would let a final newline in
             raise ValueError(f"expected {what}, got {value!r}")
         return value
 
     return parse
 
 
-parse_methods = _listing(r"^([A-Za-z]+,?\s?)+$", "methods such as GET, POST")
-parse_header_names = _listing(r"^([A-Za-z0-9\-_]+,?\s?)+$", "header names such as X-Token, Range")
-parse_exposed_headers = _listing(r"^(([A-Za-z0-9\-_]+|\*),?\s?)+$", "header names or *")
+parse_methods = _listing(r"([A-Za-z]+,? ?)+", "methods such as GET, POST")
+parse_header_names = _listing(r"([A-Za-z0-9\-_]+,? ?)+", "header names such as X-Token, Range")
+parse_exposed_headers = _listing(r"(([A-Za-z0-9\-_]+|\*),? ?)+", "header names or *")
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -225,7 +225,7 @@ def parse_hosts(value: str) -> tuple[str, ...]:
     """server-alias: comma-separated host names (lower-case DNS names, or *.name)."""
     hosts = tuple(dict.fromkeys(h.strip() for h in value.split(",") if h.strip()))
     for host in hosts:
-        if _HOST.match(host) is None or len(host) > 253:
+        if _HOST.fullmatch(host) is None or len(host) > 253:
             raise ValueError(f"{host!r} is not a lower-case DNS host name")
     return hosts
 
@@ -279,7 +279,7 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
     "whitelist-source-range": parse_cidrs,
     "denylist-source-range": parse_cidrs,
     "upstream-vhost": _listing(
-        r"^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$",
+        r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?",
         "a host name, with an optional port",
     ),
     "use-regex": parse_bool,

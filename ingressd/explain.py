@@ -90,6 +90,9 @@ def explain(
     if route.rewrite is not None:
         forward = route.rewrite.apply(path, forward)
         lines.append(f"Rewrite: {route.rewrite.target}")
+        if not forward:
+            lines.append("Answer: 500 from ingressd: the rewrite leaves an empty URI, as nginx")
+            return "\n".join(lines)
     lines.append("Upstream request:")
     lines.append(f"  {head.method.decode()} {forward.decode('latin-1')} HTTP/1.1")
     host = route.upstream_host or target.host_header

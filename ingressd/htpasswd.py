@@ -54,11 +54,22 @@ def check(users: Mapping[str, str], user: str, password: str) -> bool:
     """Whether `password` is `user`'s; constant-time comparisons throughout."""
     hashed = users.get(user)
     if hashed is None:
-        # An unknown name costs what a wrong password costs: another user's hash is
-        # checked, so the answer's timing does not tell which names exist.
-        _verify(password, next(iter(users.values()), _DUMMY))
+        # An unknown name costs what a wrong password costs: the slowest hash of the
+        # file is checked, so the answer's timing does not tell which names exist.
+        _verify(password, max(users.values(), key=_cost, default=_DUMMY))
         return False
     return _verify(password, hashed)
+
+
+def _cost(hashed: str) -> int:
+    """A rough order of the formats by the time a check takes."""
+    for rank, prefixes in enumerate(_BY_COST):
+        if hashed.startswith(prefixes):
+            return len(_BY_COST) - rank
+    return 0
+
+
+_BY_COST = (_BCRYPT, ("$6$", "$5$"), ("$apr1$", "$1$"))
 
 
 def _verify(password: str, hashed: str) -> bool:

@@ -278,7 +278,7 @@ class SourceRange:
 _FORBIDDEN = Answer(403)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: it holds a cache
 class EitherAccess:
     """satisfy: any — a client the source ranges let through needs no credentials; one
     they refuse must authenticate, and gets the 401 (nginx keeps 401 over 403)."""
@@ -287,7 +287,9 @@ class EitherAccess:
     auth: BasicAuthCheck
 
     def __call__(self, request: Request) -> Answer | Pending | None:
-        if self.ranges(request) is None:
+        # Only an allow rule satisfies nginx's access module; an address a denylist
+        # merely does not name is "declined", and must authenticate.
+        if self.ranges.allow and self.ranges(request) is None:
             return None
         return self.auth(request)
 
@@ -365,7 +367,7 @@ def _parse_address(text: str) -> tuple[int, int] | None:
     return address.version, int(address)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: it holds a cache
 class BasicAuthCheck:
     """auth-type: basic (nginx's auth_basic): 401 with ``WWW-Authenticate`` unless the
     request's credentials are a user's of the Secret.
@@ -378,7 +380,7 @@ class BasicAuthCheck:
 
     users: Mapping[str, str]
     realm: str
-    verified: dict[bytes, None] = field(default_factory=dict, compare=False)
+    verified: dict[bytes, None] = field(default_factory=dict)
 
     def __call__(self, request: Request) -> Answer | Pending | None:
         authorization = request.head.value(b"authorization")
@@ -536,7 +538,7 @@ class Rewrite:
         return cls(re.compile(path, re.IGNORECASE), tuple(p for p in parts if p != ""), target)
 
     def apply(self, path: str, forward_target: bytes) -> bytes:
-        """The request target for the backend."""
+        """The request target for the backend; empty when the rewrite left nothing."""
         match = self.pattern.search(path)
         if match is None:
             return forward_target
@@ -548,6 +550,12 @@ class Rewrite:
             elif part < len(groups):
                 text.append(groups[part] or "")  # a group that took no part: empty, as nginx
         rewritten = "".join(text).encode("latin-1")
+        if not rewritten:
+            return b""  # nginx: "the rewritten URI has a zero length", a 500
+        if rewritten[:1] != b"/":
+            rewritten = b"/" + rewritten  # a request target must be a path
+        if rewritten.endswith(b"?"):
+            return rewritten[:-1]  # nginx: a target ending in "?" drops the request's query
         query = forward_target.partition(b"?")[2]
         if not query:
             return rewritten

@@ -233,6 +233,8 @@ class Exchange:
             raise NoEndpoint(f"{backend.key}: {backend.problem}")
         if route.rewrite is not None:
             rewritten = route.rewrite.apply(path, target.forward_target)
+            if not rewritten:
+                raise IngressError(f"rewrite-target {route.rewrite.target}: an empty URI")
             target = http1.Target(target.host, target.path, rewritten, target.host_header)
         self.head_bytes = self._upstream_head(route, target)
         if head.expect_continue and not self.request_complete:

@@ -173,7 +173,11 @@ class RegexVirtualHost:
         return self.default
 
     def routes(self) -> Iterator[Route]:
-        yield from dict.fromkeys(route for _, route in self.locations)
+        seen: set[int] = set()  # by identity: a Prefix path is two locations of one route
+        for _, route in self.locations:
+            if id(route) not in seen:
+                seen.add(id(route))
+                yield route
 
 
 @dataclass(frozen=True, slots=True)

@@ -507,13 +507,22 @@ async def test_limit_connections_counts_requests_in_progress_and_releases_them(
         ("all", "127.0.0.0/8", False, 401),  # both needed
         ("all", "10.0.0.0/8", True, 403),
         ("all", "127.0.0.0/8", True, 200),
+        # A denylist alone never stands for credentials (nginx: "declined", not allowed).
+        ("any", "deny:203.0.113.0/24", False, 401),
+        ("any", "deny:127.0.0.1", True, 200),  # denied, but satisfy any: credentials suffice
+        ("any", "deny:127.0.0.1", False, 401),
     ],
 )
 async def test_satisfy_any_lets_either_the_range_or_the_credentials_through(
     backend: Backend, ingressd: StartIngressd, satisfy: str, allowlist: str,
     with_credentials: bool, status: int,
 ) -> None:  # fmt: skip
-    annotations = basic(auth_secret="users", satisfy=satisfy, allowlist_source_range=allowlist)
+    ranges = (
+        {"denylist_source_range": allowlist[5:]}
+        if allowlist.startswith("deny:")
+        else {"allowlist_source_range": allowlist}
+    )
+    annotations = basic(auth_secret="users", satisfy=satisfy, **ranges)
     objects = [
         *manifests.service("app", [backend.port]),
         auth_secret("users", {"auth": "alice:{PLAIN}" + password_of("alice")}),
@@ -525,3 +534,23 @@ async def test_satisfy_any_lets_either_the_range_or_the_credentials_through(
         response = await http.get("/", headers={"host": "either.test"}, auth=auth)
     assert response.status_code == status
     assert backend.requests == (status == 200)
+
+
+async def test_basic_auth_on_a_regex_host_with_a_rewrite(
+    backend: Backend, ingressd: StartIngressd
+) -> None:
+    annotations = basic(auth_secret="users", use_regex="true", rewrite_target="/$1")
+    objects = [
+        *manifests.service("app", [backend.port]),
+        auth_secret("users", {"auth": "alice:{PLAIN}" + password_of("alice")}),
+        manifests.ingress("rx", "rx.test", {"/api/(.*)": "app"}, annotations=annotations,
+                          path_type="ImplementationSpecific"),
+    ]  # fmt: skip
+    proxy = await ingressd(objects)
+    async with httpx.AsyncClient(base_url=proxy.http, trust_env=False) as http:
+        refused = await http.get("/api/items", headers={"host": "rx.test"})
+        served = await http.get(
+            "/api/items", headers={"host": "rx.test"}, auth=("alice", password_of("alice"))
+        )
+    assert refused.status_code == 401
+    assert served.status_code == 200 and served.json()["target"] == "/items"

@@ -170,3 +170,18 @@ async def test_a_path_python_cannot_compile_is_a_config_error_naming_its_line(
         assert repr(path) in problem
     # The warnings found on the way are printed too, after the errors.
     assert "Warnings: 1" in result.stderr and "change meaning" in result.stderr
+
+
+async def test_an_empty_rewrite_is_500_and_a_target_ending_in_a_question_mark_drops_the_query(
+    backends: StartBackend, ingressd: StartIngressd
+) -> None:
+    backend = await backends("app")
+    objects = [
+        *manifests.service("app", [backend.port]),
+        ingress("empty", "empty.test", {"/foo/(.*)": "app"}, rewrite_target="$1"),
+        ingress("noquery", "noquery.test", {"/x/(.*)": "app"}, rewrite_target="/new/$1?"),
+    ]
+    proxy = await ingressd(objects)
+    assert (await echo(proxy, "empty.test", "/foo/"))["status"] == 500  # nginx: zero length
+    assert (await echo(proxy, "empty.test", "/foo/bar?q=1"))["target"] == "/bar?q=1"
+    assert (await echo(proxy, "noquery.test", "/x/page?q=1"))["target"] == "/new/page"

@@ -744,6 +744,10 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("auth-type", "kerberos"),
         ("satisfy", "some"),
         ("upstream-vhost", "evil.test\r\nX-Injected: 1"),
+        ("upstream-vhost", "evil.test\n"),  # a bare LF would end the upstream head early
+        ("cors-allow-methods", "GET,\r\n"),
+        ("cors-allow-headers", "X-Token\n"),
+        ("canary-by-header", "X-Canary\n"),
         ("auth-secret", "../etc/passwd"),
     ],
 )
