@@ -11,7 +11,6 @@ and is answered in `_fail`, the one place that maps errors to statuses.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 from collections.abc import Callable
@@ -51,6 +50,7 @@ _NO_BODY, _BY_LENGTH, _CHUNKED, _UNTIL_CLOSE = Framing
 
 _PENDING_LIMIT = 64 * 1024  # request bytes buffered while connecting
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+MAX_WAITING_CHECKS = 256  # password checks queued for the worker threads (see server.py)
 _NO_FIELDS: list[tuple[bytes, bytes]] = []  # shared, never appended to (see _request)
 
 
@@ -200,11 +200,19 @@ class Exchange:
     async def _await_step(
         self, pending: Pending, route: Route, request: Request, then: int
     ) -> None:
-        try:
-            answer = await asyncio.to_thread(pending.work)
-        except Exception:
-            logger.exception("request %s: a request step failed", self.request_id.decode())
-            answer = Answer(500)
+        server = self.client.server
+        if server.checks_waiting >= MAX_WAITING_CHECKS:
+            logger.warning("%d checks waiting: answering 503", server.checks_waiting)
+            answer: Answer | None = Answer(503)
+        else:
+            server.checks_waiting += 1
+            try:
+                answer = await self.client.loop.run_in_executor(server.checks, pending.work)
+            except Exception:
+                logger.exception("request %s: a request step failed", self.request_id.decode())
+                answer = Answer(500)
+            finally:
+                server.checks_waiting -= 1
         if self.phase is not _CONNECTING:
             return  # the client went away meanwhile
         try:

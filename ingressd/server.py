@@ -22,6 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,12 @@ class ProxyServer:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stats = Stats()
         self.limits = LimitStore()  # limit-rps/-rpm/-connections state, kept across reloads
+        # Password checks (bcrypt: ~100 ms each) run here, off the loop: two threads
+        # (bcrypt releases the GIL; more would only queue on two cores) and at most
+        # MAX_WAITING_CHECKS waiting; beyond that a request is answered 503 at once
+        # rather than queued behind a flood of wrong passwords.
+        self.checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingressd-check")
+        self.checks_waiting = 0
         self.https_port = 443
         self.access_log: AccessLog | None = None
         self.stopping = False
@@ -272,6 +279,7 @@ class ProxyServer:
                     connection.transport.abort()
         self.upstreams.close()
         self.wheel.close()
+        self.checks.shutdown(wait=False, cancel_futures=True)
         for task in list(self.tasks):
             task.cancel()
 
