@@ -1,10 +1,14 @@
 """Per-route policy, bound once by the compiler: the steps an Ingress's annotations turn on.
 
-Owns: the request steps that may answer a request locally (fail closed, the https
-redirect, ...), each a small frozen callable, and the canary rule that chooses
-between a route's main and canary backend (SPEC §6).  A route whose Ingress has no
-such annotation has no steps and no canary, so the data path pays one truth test
-for each.  Pure: no I/O, no asyncio; `proxy.Exchange` calls these and moves bytes.
+Owns: the request steps, each a small frozen callable that may answer a request
+locally — fail closed, redirects, app-root, CORS, the https redirect, limits,
+source ranges, basic auth — the canary rule that chooses between a route's main
+and canary backend, and the rewrite (SPEC §6).  A route whose Ingress has no such
+annotation has no steps and no canary, so the data path pays one truth test for
+each.  No I/O and no asyncio: a step that takes time answers `Pending` and
+`proxy.Exchange` runs its work off the loop; the only state steps touch is the
+server's `LimitStore` (through the request) and basic auth's bounded memory of
+verified credentials.
 """
 
 from __future__ import annotations
