@@ -282,6 +282,7 @@ _IMPLEMENTED: dict[str, Callable[[str], object]] = {
         r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?",
         "a host name, with an optional port",
     ),
+    "default-backend": _listing(r"[a-z]([-a-z0-9]*[a-z0-9])?", "a Service name"),
     "use-regex": parse_bool,
     "rewrite-target": parse_rewrite_target,
     "x-forwarded-prefix": parse_field_value,
@@ -477,6 +478,7 @@ class IngressPolicy:
     force_ssl_redirect: bool = False
     backend_tls: bool = False  # backend-protocol: HTTPS (no verification, no SNI)
     upstream_host: str | None = None  # upstream-vhost: the Host the backend receives
+    default_backend: str | None = None  # a Service that serves when the route's has no endpoint
     # Annotations that make every route of the Ingress answer 503 (see FAIL_CLOSED).
     closed_by: tuple[str, ...] = ()
     redirect: Redirect | None = None
@@ -665,6 +667,7 @@ def policy_of(annotations: Iterable[tuple[str, str]], namespace: str = "default"
         closed_by=closed_by,
         backend_tls=values.get("backend-protocol", "").strip().upper() == "HTTPS",
         upstream_host=values.get("upstream-vhost") or None,
+        default_backend=values.get("default-backend") or None,
         redirect=_redirect(values),
         app_root=values.get("app-root"),
         from_to_www=_get(values, "from-to-www-redirect", parse_bool, False),

@@ -272,6 +272,8 @@ class Exchange:
             http1.upstream_fields(head.fields, connection), forwarded, route.upstream_lines,
             b"x-request-id: ", self.request_id, b"\r\n",
         ]  # fmt: skip
+        if route.format_field:  # a default-backend learns what the client accepts
+            parts += (b"x-format: ", head.value(b"accept") or b"", b"\r\n")
         if head.framing is _BY_LENGTH:
             parts.append(b"content-length: %d\r\n" % (head.content_length or 0))
         elif head.framing is _CHUNKED:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Final
 
-from . import htpasswd
+from . import htpasswd, http1
 from .annotations import BasicAuth, Cors, IngressPolicy, Limits, canary_rule, policy_of
 from .errors import ConfigError
 from .gcpause import gc_paused
@@ -103,6 +103,7 @@ class Route:
     upstream_host: bytes | None = None  # upstream-vhost: the Host sent instead of the client's
     upstream_lines: bytes = b""  # extra request field lines, rendered once (CRLF-ended)
     replaced_fields: tuple[bytes, ...] = ()  # the client's fields that `upstream_lines` replace
+    format_field: bool = False  # send X-Format (the client's Accept), for a default-backend
 
 
 NO_ROUTE_LABELS = ("", "", "", "")  # the metric labels of a request no route took
@@ -738,6 +739,11 @@ class _Compiler:
             steps.append(self._limits(ingress, policy.limits))
         steps += self._access(ingress, policy)
         rewrite, lines, replaced = _rewrite(item, policy)
+        fallback = self._default_backend(ingress, policy, resolved, backend)
+        if fallback is not None:
+            resolved, fallback_lines, fallback_names = fallback
+            lines += fallback_lines
+            replaced += fallback_names
         return Route(
             ingress=ingress.ref,
             host=host,
@@ -753,7 +759,35 @@ class _Compiler:
             upstream_host=policy.upstream_host.encode() if policy.upstream_host else None,
             upstream_lines=lines,
             replaced_fields=replaced,
+            format_field=fallback is not None,
         )
+
+    def _default_backend(
+        self, ingress: Ingress, policy: IngressPolicy, resolved: Backend, ref: ServiceBackend
+    ) -> tuple[Backend, bytes, tuple[bytes, ...]] | None:
+        """default-backend: when the route's Service has no ready endpoint, the Service it
+        names (its first port, as ingress-nginx) serves instead, told why with X-Code 503
+        and the X-* fields of ingress-nginx's custom default backends."""
+        name = policy.default_backend
+        if name is None or resolved.endpoints:
+            return None
+        service = self.services.get(ObjectRef(ingress.ref.namespace, name))
+        if service is None or not service.ports:
+            self._warn(ingress.origin, ingress, f"default-backend {name}: no such Service "
+                       "with a port; requests get 503")  # fmt: skip
+            return None
+        fallback = self._backend(ingress, ServiceBackend(name, port_number=service.ports[0].port))
+        if not fallback.endpoints:
+            return None
+        self._warn(ingress.origin, ingress, f"backend {ref} has no ready endpoint: "
+                   f"default-backend {fallback.key} serves its requests")  # fmt: skip
+        fields = (
+            (b"x-code", b"503"), (b"x-namespace", ingress.ref.namespace.encode()),
+            (b"x-ingress-name", ingress.ref.name.encode()),
+            (b"x-service-name", ref.service.encode()), (b"x-service-port", ref.port.encode()),
+        )  # fmt: skip
+        names = (*(name for name, _ in fields), b"x-format")
+        return fallback, http1.fields_bytes(fields), names
 
     def _backend(self, ingress: Ingress, ref: ServiceBackend, tls: bool = False) -> Backend:
         key = (ingress.ref.namespace, ref, tls)

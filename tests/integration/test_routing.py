@@ -123,3 +123,35 @@ async def test_dead_endpoint_is_skipped_with_a_retry(
     assert statuses == [200] * 20
     assert first.requests + second.requests == 20
     assert first.requests >= 5 and second.requests >= 5
+
+
+async def test_default_backend_annotation_serves_when_the_service_has_no_ready_endpoint(
+    backends: StartBackend, ingressd: StartIngressd
+) -> None:
+    down, errors, up = await backends("down"), await backends("errors"), await backends("up")
+    annotation = {"nginx.ingress.kubernetes.io/default-backend": "errors"}
+    objects = [
+        *manifests.service("down", [down.port], ready=[False]),
+        *manifests.service("errors", [errors.port]),
+        *manifests.service("up", [up.port]),
+        manifests.ingress("broken", "broken.test", {"/": "down"}, annotations=annotation),
+        manifests.ingress("fine", "fine.test", {"/": "up"}, annotations=annotation),
+    ]
+    proxy = await ingressd(objects)
+    async with client(proxy) as http:
+        fallback = await http.get(
+            "/page?q=1", headers={"host": "broken.test", "accept": "text/html", "x-code": "200"}
+        )
+        served = await http.get("/page", headers={"host": "fine.test"})
+    assert fallback.status_code == 200
+    echo = fallback.json()
+    assert echo["name"] == "errors" and echo["target"] == "/page?q=1"
+    received = {name: value for name, value in echo["headers"]}
+    assert {k: received.get(k) for k in ("x-code", "x-format", "x-namespace", "x-ingress-name",
+                                         "x-service-name", "x-service-port")} == {
+        "x-code": "503", "x-format": "text/html", "x-namespace": "default",
+        "x-ingress-name": "broken", "x-service-name": "down", "x-service-port": "80",
+    }  # fmt: skip
+    assert [v for k, v in echo["headers"] if k == "x-code"] == ["503"]  # the client's replaced
+    assert served.json()["name"] == "up"  # a Service with endpoints is served as usual
+    assert down.requests == 0

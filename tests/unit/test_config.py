@@ -743,6 +743,7 @@ def test_unquoted_annotation_value_is_an_error_naming_its_line(problems_of: Prob
         ("limit-burst-multiplier", "0"),
         ("auth-type", "kerberos"),
         ("satisfy", "some"),
+        ("default-backend", "Errors_Svc"),
         ("upstream-vhost", "evil.test\r\nX-Injected: 1"),
         ("upstream-vhost", "evil.test\n"),  # a bare LF would end the upstream head early
         ("cors-allow-methods", "GET,\r\n"),
