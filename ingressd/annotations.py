@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .model import ObjectRef
-from .policy import CanaryRule
+from .policy import CAPTURE, CanaryRule
 
 T = TypeVar("T")
 
@@ -111,9 +111,6 @@ def parse_path(value: str) -> str:
     return path
 
 
-_CAPTURE = re.compile(r"\$(?:(\d)|\{(\d)\})")
-
-
 def parse_rewrite_target(value: str) -> str:
     """rewrite-target: a path (or URL) with the regex captures $1..$9 (or ${1}) in it."""
     target = parse_url(value)
@@ -122,7 +119,7 @@ def parse_rewrite_target(value: str) -> str:
             f"expected a path such as /$2 (a URL would make nginx redirect instead; "
             f"use permanent-redirect or temporal-redirect for that), got {value!r}"
         )
-    if "$" in _CAPTURE.sub("", target):
+    if "$" in CAPTURE.sub("", target):
         raise ValueError(f"only the captures $1 to $9 (or ${{1}}) can be used in it, got {value!r}")
     return target
 
@@ -134,22 +131,18 @@ def parse_field_value(value: str) -> str:
     return value
 
 
-def parse_auth_type(value: str) -> str:
-    if value not in ("basic", "digest"):
-        raise ValueError(f'expected "basic" or "digest", got {value!r}')
-    return value
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"expected {' or '.join(map(repr, choices))}, got {value!r}")
+        return value
+
+    return parse
 
 
-def parse_satisfy(value: str) -> str:
-    if value not in ("all", "any"):
-        raise ValueError(f'expected "all" or "any", got {value!r}')
-    return value
-
-
-def parse_auth_secret_type(value: str) -> str:
-    if value not in ("auth-file", "auth-map"):
-        raise ValueError(f'expected "auth-file" or "auth-map", got {value!r}')
-    return value
+parse_auth_type = _one_of("basic", "digest")
+parse_satisfy = _one_of("all", "any")
+parse_auth_secret_type = _one_of("auth-file", "auth-map")
 
 
 _SECRET_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")

@@ -512,7 +512,7 @@ class Canary:
 
 # --- the rewrite: the path the backend receives ---------------------------------------
 
-_CAPTURE = re.compile(r"\$(?:(\d)|\{(\d)\})")
+CAPTURE = re.compile(r"\$(?:(\d)|\{(\d)\})")  # $1 or ${1}; annotations.py validates with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +534,7 @@ class Rewrite:
         """`re.error` when Python cannot compile the path."""
         parts: list[str | int] = []
         position = 0
-        for match in _CAPTURE.finditer(target):
+        for match in CAPTURE.finditer(target):
             parts.append(target[position : match.start()])
             parts.append(int(match.group(1) or match.group(2)))
             position = match.end()

@@ -159,10 +159,7 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
                 "fail_closed_by": list(row.route.policy.closed_by),
                 "steps": [step.describe() for step in row.route.steps],
                 "rewrite": row.route.rewrite.target if row.route.rewrite else None,
-                "endpoints": [
-                    {"address": str(e), "state": "down" if e in down else "up"}
-                    for e in row.route.backend.endpoints
-                ],
+                "endpoints": _endpoints_json(row.route.backend, down),
                 "problem": row.route.backend.problem,
                 "canary": _canary_json(row.route, down),
             }
@@ -184,6 +181,10 @@ def render_json(runtime: Runtime, health: PassiveHealth, now: float) -> bytes:
     return json.dumps(document, indent=2).encode() + b"\n"
 
 
+def _endpoints_json(backend: Backend, down: set[Endpoint]) -> list[dict[str, str]]:
+    return [{"address": str(e), "state": "down" if e in down else "up"} for e in backend.endpoints]
+
+
 def _canary_json(route: Route, down: set[Endpoint]) -> dict[str, object] | None:
     canary = route.canary
     if canary is None:
@@ -193,10 +194,7 @@ def _canary_json(route: Route, down: set[Endpoint]) -> dict[str, object] | None:
         "service": str(canary.backend.service),
         "port": canary.backend.port,
         "rule": canary.rule.describe(),
-        "endpoints": [
-            {"address": str(e), "state": "down" if e in down else "up"}
-            for e in canary.backend.endpoints
-        ],
+        "endpoints": _endpoints_json(canary.backend, down),
         "problem": canary.backend.problem,
     }
 
